@@ -1,0 +1,86 @@
+package zones
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Zone is one authoritative zone as loaded from a source: its origin and
+// every record in it. A Zone is plain data; Build compiles zones into a
+// query-ready Snapshot.
+type Zone struct {
+	// Origin is the zone apex, fully qualified and lower case.
+	Origin string
+	// Source names where the zone came from (a file path, "database"),
+	// used in error messages.
+	Source string
+	// Records holds every record of the zone, including the SOA.
+	Records []Record
+}
+
+// Record is a resource record and the place it was defined, so that
+// validation errors can point at the line that caused them.
+type Record struct {
+	RR   dns.RR
+	Line int
+}
+
+// Error is a validation or parse error tied to a place in a source.
+type Error struct {
+	Source string // file name or other source
+	Line   int    // 1-based line; 0 when the error concerns the whole zone
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Source != "" && e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.Source, e.Line, e.Msg)
+	case e.Source != "":
+		return fmt.Sprintf("%s: %s", e.Source, e.Msg)
+	default:
+		return e.Msg
+	}
+}
+
+// Errors collects several validation errors so that an operator sees all
+// problems of a file at once rather than one per attempt.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	var b strings.Builder
+	for i, e := range es {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// errorOrNil returns es as an error, or nil when it is empty.
+func (es Errors) errorOrNil() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// CanonicalName returns name fully qualified and in lower case, the form
+// used for every lookup key in this package (RFC 4343: DNS names compare
+// case-insensitively).
+func CanonicalName(name string) string {
+	return strings.ToLower(dns.Fqdn(name))
+}
+
+// SOA returns the zone's SOA record, or nil when there is none.
+func (z *Zone) SOA() *dns.SOA {
+	for _, r := range z.Records {
+		if soa, ok := r.RR.(*dns.SOA); ok && CanonicalName(soa.Hdr.Name) == z.Origin {
+			return soa
+		}
+	}
+	return nil
+}
