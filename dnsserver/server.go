@@ -3,19 +3,31 @@ package dnsserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"sync"
 	"sync/atomic"
+
+	"github.com/miekg/dns"
 
 	"github.com/meridiandns/meridian/zones"
 )
 
 // Server is an authoritative DNS server answering from an immutable
-// zones.Snapshot. Publish may be called at any time from any goroutine.
+// zones.Snapshot. Publish may be called at any time from any goroutine;
+// queries in flight finish on the snapshot they started with.
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
 	snap   atomic.Pointer[zones.Snapshot]
+
+	udp []*net.UDPConn // per address, UDPWorkers sockets sharing the port (SO_REUSEPORT)
+	tcp []*net.TCPListener
+
+	panics  atomic.Uint64
+	tcpOpen atomic.Int64
 }
 
 // New returns a Server for cfg. It does not open sockets; see Listen.
@@ -26,22 +38,126 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.UDPWorkers == 0 {
+		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
+	}
 	return &Server{cfg: cfg, logger: logger}, nil
 }
 
 // Publish makes snap the snapshot every following query is answered from.
-func (s *Server) Publish(snap *zones.Snapshot) { s.snap.Store(snap) }
+// It refuses a snapshot older than the one served, so that versions only
+// move forward, and reports whether snap was taken.
+func (s *Server) Publish(snap *zones.Snapshot) bool {
+	for {
+		old := s.snap.Load()
+		if old != nil && snap.Version < old.Version {
+			s.logger.Warn("Refusing older snapshot", "serving", old.Version, "offered", snap.Version)
+			return false
+		}
+		if s.snap.CompareAndSwap(old, snap) {
+			return true
+		}
+	}
+}
 
 // Snapshot returns the snapshot currently served, or nil before the first
 // Publish.
 func (s *Server) Snapshot() *zones.Snapshot { return s.snap.Load() }
 
-// Listen binds the UDP and TCP sockets of every configured address.
-func (s *Server) Listen() error { return errors.New("dnsserver: not implemented yet") }
+// Panics returns how many queries hit a bug and were answered SERVFAIL.
+func (s *Server) Panics() uint64 { return s.panics.Load() }
 
-// Addrs returns the bound UDP addresses (the TCP ones share the ports).
-func (s *Server) Addrs() []net.Addr { return nil }
+// Listen binds the UDP and TCP sockets of every configured address. When
+// an address has port 0, UDP and TCP share the port the kernel picks.
+func (s *Server) Listen() error {
+	for _, addr := range s.cfg.Listen {
+		if err := s.listen(addr); err != nil {
+			s.close()
+			return err
+		}
+	}
+	return nil
+}
 
-// Serve answers queries until ctx is cancelled, then stops accepting,
-// finishes queries in flight and closes the sockets.
-func (s *Server) Serve(ctx context.Context) error { <-ctx.Done(); return nil }
+func (s *Server) listen(addr string) error {
+	lc := net.ListenConfig{Control: reusePort}
+	ctx := context.Background()
+	first, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return fmt.Errorf("dnsserver: listen udp %s: %w", addr, err)
+	}
+	s.udp = append(s.udp, first.(*net.UDPConn))
+	bound := first.LocalAddr().String()
+	for i := 1; i < s.cfg.UDPWorkers; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			return fmt.Errorf("dnsserver: listen udp %s: %w", bound, err)
+		}
+		s.udp = append(s.udp, pc.(*net.UDPConn))
+	}
+	ln, err := net.Listen("tcp", bound)
+	if err != nil {
+		return fmt.Errorf("dnsserver: listen tcp %s: %w", bound, err)
+	}
+	s.tcp = append(s.tcp, ln.(*net.TCPListener))
+	return nil
+}
+
+// Addrs returns the bound UDP addresses, one per configured address (the
+// TCP listeners share the ports).
+func (s *Server) Addrs() []net.Addr {
+	var out []net.Addr
+	for _, l := range s.tcp {
+		a := l.Addr().(*net.TCPAddr)
+		out = append(out, &net.UDPAddr{IP: a.IP, Port: a.Port, Zone: a.Zone})
+	}
+	return out
+}
+
+// Serve answers queries until ctx is cancelled, then closes the sockets,
+// lets the queries in flight finish and returns. Listen must have been
+// called.
+func (s *Server) Serve(ctx context.Context) error {
+	if len(s.udp) == 0 {
+		return errors.New("dnsserver: Serve before Listen")
+	}
+	var wg sync.WaitGroup
+	for _, c := range s.udp {
+		wg.Go(func() { s.serveUDP(c) })
+	}
+	tcpCtx, stopTCP := context.WithCancel(context.Background())
+	defer stopTCP()
+	for _, l := range s.tcp {
+		wg.Go(func() { s.serveTCP(tcpCtx, l) })
+	}
+	<-ctx.Done()
+	s.close()
+	stopTCP()
+	wg.Wait()
+	return nil
+}
+
+func (s *Server) close() {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	for _, l := range s.tcp {
+		l.Close()
+	}
+}
+
+// handle answers one packet. A bug in the answering code must not take the
+// server down: it becomes SERVFAIL and a count (the packet is then fuzzed
+// into a test).
+func (s *Server) handle(q *query, out, pkt []byte, tcp bool) (reply []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panics.Add(1)
+			reply = nil
+			if q.parseHeader(pkt) {
+				reply = s.errorReply(q, out, dns.RcodeServerFailure)
+			}
+		}
+	}()
+	return s.respond(q, out, pkt, tcp)
+}

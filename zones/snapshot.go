@@ -1,15 +1,281 @@
 package zones
 
+import (
+	"fmt"
+	"sort"
+
+	"github.com/miekg/dns"
+)
+
 // Snapshot is an immutable, query-ready compilation of zones. It is built
 // off the query path by Build and never modified afterwards, so any number
 // of goroutines may read it without locks.
+//
+// Every answer the snapshot can give is computed and packed at build time
+// (see Answer); a lookup is a handful of map reads keyed by lower-case
+// wire-format names, which lets the query path avoid allocations.
 type Snapshot struct {
 	// Version orders snapshots; a server never replaces a snapshot with an
 	// older one.
 	Version uint64
+
+	zones map[string]*zoneTree // key: lower-case wire-format origin
+	names []string             // origins, sorted, for Zones
 }
 
-// Build validates zs and compiles them into a Snapshot.
+// zoneTree is one zone inside a snapshot.
+type zoneTree struct {
+	origin string
+	nodes  map[string]*node // key: lower-case wire name; includes empty non-terminals
+
+	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
+	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)
+}
+
+// node is one name of a zone: a name with records or an empty
+// non-terminal (RFC 4592 section 2.2.2), which exists but owns nothing.
+type node struct {
+	name   string // canonical presentation form
+	rrsets map[uint16][]dns.RR
+
+	answers map[uint16]*Answer // per type owned (or, at a CNAME, per type the chain ends in)
+	other   *Answer            // any other type: NODATA, or the CNAME chain ending in NODATA
+	any     *Answer            // qtype ANY (RFC 8482)
+
+	// referral is set on a delegation point and on every name below one:
+	// queries there get the referral instead of data (RFC 1034 4.3.2 3b).
+	referral *Answer
+	cut      bool // this node itself is a delegation point
+
+	wildcard *node // the "*" child of this node, the source of synthesis (RFC 4592)
+}
+
+// Zones returns the origins of the snapshot's zones, sorted.
+func (s *Snapshot) Zones() []string { return s.names }
+
+// Lookup finds the answer to a query for lname and qtype. lname is the
+// query name in lower-case wire format. It returns nil when no zone of
+// the snapshot contains the name, which the server answers with REFUSED.
+//
+// Lookup follows RFC 1034 section 4.3.2: find the closest enclosing zone,
+// stop at a zone cut with a referral, answer exact matches, synthesize
+// from a wildcard at the closest encloser (RFC 4592 section 3.3.1), and
+// otherwise deny the name.
+func (s *Snapshot) Lookup(lname []byte, qtype uint16) *Answer {
+	z := s.findZone(lname)
+	if z == nil {
+		return nil
+	}
+	off := 0
+	for {
+		n := z.nodes[string(lname[off:])]
+		if n == nil {
+			if lname[off] == 0 { // cannot happen: the apex is a node
+				return z.nxdomain
+			}
+			off += int(lname[off]) + 1
+			continue
+		}
+		if off == 0 {
+			return n.answer(qtype)
+		}
+		// n is the closest encloser of a name that does not exist.
+		if n.referral != nil {
+			return n.referral
+		}
+		if n.wildcard != nil {
+			return n.wildcard.answer(qtype)
+		}
+		return z.nxdomain
+	}
+}
+
+// answer returns the node's answer for qtype.
+func (n *node) answer(qtype uint16) *Answer {
+	// DS lives on the parent side of a cut (RFC 4035 section 3.1.4.1), so a
+	// DS query at the delegation point is answered from this zone.
+	if n.referral != nil && !(n.cut && qtype == dns.TypeDS) {
+		return n.referral
+	}
+	if qtype == dns.TypeANY {
+		return n.any
+	}
+	if a := n.answers[qtype]; a != nil {
+		return a
+	}
+	return n.other
+}
+
+// findZone returns the zone that is the longest suffix of lname.
+func (s *Snapshot) findZone(lname []byte) *zoneTree {
+	for off := 0; off < len(lname); off += int(lname[off]) + 1 {
+		if z := s.zones[string(lname[off:])]; z != nil {
+			return z
+		}
+		if lname[off] == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// Build validates zs and compiles them into a Snapshot with the given
+// version. An error in any zone fails the whole build, so a snapshot is
+// never half built.
 func Build(zs []*Zone, version uint64) (*Snapshot, error) {
-	return &Snapshot{Version: version}, nil
+	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs))}
+	for _, z := range zs {
+		if err := Validate(z); err != nil {
+			return nil, err
+		}
+		key, err := wireKey(z.Origin)
+		if err != nil {
+			return nil, fmt.Errorf("zones: zone %s: %w", z.Origin, err)
+		}
+		if _, dup := s.zones[key]; dup {
+			return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s is defined twice", z.Origin)}
+		}
+		t, err := buildTree(z)
+		if err != nil {
+			return nil, err
+		}
+		s.zones[key] = t
+		s.names = append(s.names, t.origin)
+	}
+	sort.Strings(s.names)
+	return s, nil
+}
+
+// wireKey returns the lower-case wire form of name as a map key.
+func wireKey(name string) (string, error) {
+	buf := make([]byte, 256)
+	off, err := dns.PackDomainName(CanonicalName(name), buf, 0, nil, false)
+	if err != nil {
+		return "", fmt.Errorf("bad name %q: %w", name, err)
+	}
+	return string(buf[:off]), nil
+}
+
+// WireName returns the lower-case wire form of a presentation name, the
+// form Lookup takes. It is meant for tests and tools, not the query path.
+func WireName(name string) ([]byte, error) {
+	k, err := wireKey(name)
+	return []byte(k), err
+}
+
+// buildTree compiles one validated zone.
+func buildTree(z *Zone) (*zoneTree, error) {
+	t := &zoneTree{origin: CanonicalName(z.Origin), nodes: map[string]*node{}}
+	for _, r := range z.Records {
+		name := CanonicalName(r.RR.Header().Name)
+		n, err := t.ensure(name)
+		if err != nil {
+			return nil, &Error{Source: z.Source, Line: r.Line, Msg: err.Error()}
+		}
+		rr := dns.Copy(r.RR)
+		rr.Header().Name = name
+		n.rrsets[rr.Header().Rrtype] = append(n.rrsets[rr.Header().Rrtype], rr)
+	}
+	apex := t.nodes[mustKey(t.origin)]
+	soa, _ := apex.rrsets[dns.TypeSOA][0].(*dns.SOA)
+	if soa == nil {
+		return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s has no SOA record", t.origin)}
+	}
+	b := &builder{t: t, soa: negativeSOA(soa)}
+	t.nxdomain = b.pack(&Answer{Rcode: dns.RcodeNameError, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
+	t.nodata = b.pack(&Answer{Rcode: dns.RcodeSuccess, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
+
+	// Delegation points first, so that every node knows whether it is
+	// occluded before its answers are computed.
+	keys := make([]string, 0, len(t.nodes))
+	for k := range t.nodes {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) < len(keys[j]) }) // parents first
+	for _, k := range keys {
+		n := t.nodes[k]
+		if n.name != t.origin && len(n.rrsets[dns.TypeNS]) > 0 {
+			n.cut = true
+		}
+	}
+	for _, k := range keys {
+		n := t.nodes[k]
+		if cut := b.topCut(n.name); cut != nil {
+			if cut.referral == nil {
+				cut.referral = b.referral(cut)
+			}
+			n.referral = cut.referral
+		}
+		if p := parentName(n.name); n.name != t.origin && isWildcard(n.name) && p != "" {
+			t.nodes[mustKey(p)].wildcard = n
+		}
+	}
+	for _, k := range keys {
+		n := t.nodes[k]
+		if n.referral != nil && !n.cut {
+			continue // occluded: only reachable as glue
+		}
+		b.answers(n)
+	}
+	return t, nil
+}
+
+// ensure returns the node for name, creating it and any empty
+// non-terminals between it and the apex.
+func (t *zoneTree) ensure(name string) (*node, error) {
+	if !dns.IsSubDomain(t.origin, name) {
+		return nil, fmt.Errorf("%s is outside zone %s", name, t.origin)
+	}
+	key, err := wireKey(name)
+	if err != nil {
+		return nil, err
+	}
+	n := t.nodes[key]
+	if n == nil {
+		n = &node{name: name, rrsets: map[uint16][]dns.RR{}}
+		t.nodes[key] = n
+		if name != t.origin {
+			if _, err := t.ensure(parentName(name)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (t *zoneTree) node(name string) *node {
+	k, err := wireKey(name)
+	if err != nil {
+		return nil
+	}
+	return t.nodes[k]
+}
+
+func mustKey(name string) string {
+	k, err := wireKey(name)
+	if err != nil {
+		panic(err) // names here were packed once already
+	}
+	return k
+}
+
+// parentName returns name without its first label, or "" for the root.
+func parentName(name string) string {
+	off, end := dns.NextLabel(name, 0)
+	if end {
+		return ""
+	}
+	return name[off:]
+}
+
+func isWildcard(name string) bool { return len(name) >= 2 && name[0] == '*' && name[1] == '.' }
+
+// negativeSOA returns the SOA as it appears in negative answers: its TTL
+// is the lesser of the SOA's TTL and its MINIMUM field (RFC 2308 section 3).
+func negativeSOA(soa *dns.SOA) *dns.SOA {
+	c := dns.Copy(soa).(*dns.SOA)
+	if c.Minttl < c.Hdr.Ttl {
+		c.Hdr.Ttl = c.Minttl
+	}
+	return c
 }

@@ -1,0 +1,255 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Header flag bits (RFC 1035 section 4.1.1).
+const (
+	flagQR = 1 << 15
+	flagAA = 1 << 10
+	flagTC = 1 << 9
+	flagRD = 1 << 8
+	flagCD = 1 << 4
+
+	headerLen = 12
+)
+
+// EDNS0 option codes we act on.
+const (
+	optNSID = 3 // RFC 5001
+	optECS  = 8 // RFC 7871
+)
+
+// errFormat marks a query the server answers with FORMERR.
+var errFormat = errors.New("malformed query")
+
+// query is a parsed request. It holds slices into the packet and a
+// lower-cased copy of the name; one lives in each worker and is reused,
+// so parsing allocates nothing.
+type query struct {
+	id       uint16
+	flags    uint16
+	qdcount  uint16
+	question []byte // name, type and class as sent: copied into the reply (0x20 case preserved)
+	lname    []byte // lower-case wire name, in lbuf
+	qtype    uint16
+	qclass   uint16
+
+	edns    bool
+	udpSize uint16
+	version uint8
+	do      bool
+	nsid    bool
+	ecs     ecs
+
+	lbuf [255]byte
+}
+
+// ecs is a client subnet option from a query (RFC 7871 section 6).
+type ecs struct {
+	present bool
+	family  uint16
+	source  uint8 // SOURCE PREFIX-LENGTH
+	addr    [16]byte
+}
+
+func (q *query) opcode() int { return int(q.flags>>11) & 0xF }
+
+// parseHeader reads the fixed header. Packets too short to carry one, and
+// responses, are not answered at all: replying to a response invites
+// loops and reflection.
+func (q *query) parseHeader(pkt []byte) bool {
+	if len(pkt) < headerLen {
+		return false
+	}
+	q.id = binary.BigEndian.Uint16(pkt)
+	q.flags = binary.BigEndian.Uint16(pkt[2:])
+	q.qdcount = binary.BigEndian.Uint16(pkt[4:])
+	return q.flags&flagQR == 0
+}
+
+// parseBody reads the question and the additional section after the header
+// has been accepted. Any structural error yields errFormat.
+func (q *query) parseBody(pkt []byte) error {
+	q.edns, q.nsid, q.do, q.ecs.present = false, false, false, false
+	q.question, q.lname = nil, nil
+	if q.qdcount != 1 {
+		return errFormat
+	}
+	off, err := q.parseQuestion(pkt, headerLen)
+	if err != nil {
+		return err
+	}
+	an := int(binary.BigEndian.Uint16(pkt[6:]))
+	ns := int(binary.BigEndian.Uint16(pkt[8:]))
+	ar := int(binary.BigEndian.Uint16(pkt[10:]))
+	for i := 0; i < an+ns; i++ {
+		if off, _, err = skipRR(pkt, off); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < ar; i++ {
+		start := off
+		var typ uint16
+		if off, typ, err = skipRR(pkt, off); err != nil {
+			return err
+		}
+		if typ == 41 {
+			if err := q.parseOPT(pkt[start:off]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// parseQuestion reads the question at off. Compression is not allowed
+// here: the only earlier bytes are the header.
+func (q *query) parseQuestion(pkt []byte, off int) (int, error) {
+	start, n := off, 0
+	for {
+		if off >= len(pkt) {
+			return 0, errFormat
+		}
+		l := int(pkt[off])
+		if l == 0 {
+			q.lbuf[n] = 0
+			n++
+			off++
+			break
+		}
+		if l > 63 || off+1+l > len(pkt) || n+1+l+1 > len(q.lbuf) {
+			return 0, errFormat // pointer, reserved label type, overrun or name over 255 octets
+		}
+		q.lbuf[n] = byte(l)
+		for i := 1; i <= l; i++ {
+			c := pkt[off+i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A' // RFC 4343: names compare case-insensitively in ASCII only
+			}
+			q.lbuf[n+i] = c
+		}
+		n += l + 1
+		off += l + 1
+	}
+	if off+4 > len(pkt) {
+		return 0, errFormat
+	}
+	q.lname = q.lbuf[:n]
+	q.qtype = binary.BigEndian.Uint16(pkt[off:])
+	q.qclass = binary.BigEndian.Uint16(pkt[off+2:])
+	off += 4
+	q.question = pkt[start:off]
+	return off, nil
+}
+
+// skipRR steps over one resource record, returning the offset after it and
+// its type.
+func skipRR(pkt []byte, off int) (int, uint16, error) {
+	off, err := skipName(pkt, off)
+	if err != nil {
+		return 0, 0, err
+	}
+	if off+10 > len(pkt) {
+		return 0, 0, errFormat
+	}
+	typ := binary.BigEndian.Uint16(pkt[off:])
+	rdlen := int(binary.BigEndian.Uint16(pkt[off+8:]))
+	off += 10 + rdlen
+	if off > len(pkt) {
+		return 0, 0, errFormat
+	}
+	return off, typ, nil
+}
+
+// skipName steps over a possibly compressed name.
+func skipName(pkt []byte, off int) (int, error) {
+	for {
+		if off >= len(pkt) {
+			return 0, errFormat
+		}
+		l := int(pkt[off])
+		switch {
+		case l == 0:
+			return off + 1, nil
+		case l&0xC0 == 0xC0:
+			if off+2 > len(pkt) {
+				return 0, errFormat
+			}
+			return off + 2, nil // a pointer ends the name
+		case l > 63:
+			return 0, errFormat
+		}
+		off += l + 1
+	}
+}
+
+// parseOPT reads an OPT pseudo-record (RFC 6891 section 6.1.2). A second
+// OPT or an OPT with a non-root owner is a format error (section 6.1.1).
+func (q *query) parseOPT(rr []byte) error {
+	if q.edns || len(rr) < 11 || rr[0] != 0 {
+		return errFormat
+	}
+	q.edns = true
+	q.udpSize = binary.BigEndian.Uint16(rr[3:])
+	q.version = rr[6]
+	q.do = rr[7]&0x80 != 0
+	opts := rr[11:]
+	for len(opts) > 0 {
+		if len(opts) < 4 {
+			return errFormat
+		}
+		code := binary.BigEndian.Uint16(opts)
+		l := int(binary.BigEndian.Uint16(opts[2:]))
+		if 4+l > len(opts) {
+			return errFormat
+		}
+		data := opts[4 : 4+l]
+		switch code {
+		case optNSID:
+			q.nsid = true
+		case optECS:
+			if err := q.ecs.parse(data); err != nil {
+				return err
+			}
+		}
+		// Unknown options are ignored (RFC 6891 section 6.1.2).
+		opts = opts[4+l:]
+	}
+	return nil
+}
+
+// parse validates a client subnet option. A source prefix longer than the
+// address, an address longer than the prefix needs, bits set beyond the
+// prefix or a non-zero scope in a query are format errors (RFC 7871
+// section 6 and 7.1.1).
+func (e *ecs) parse(data []byte) error {
+	if len(data) < 4 {
+		return errFormat
+	}
+	e.family = binary.BigEndian.Uint16(data)
+	e.source = data[2]
+	scope := data[3]
+	addr := data[4:]
+	var max int
+	switch e.family {
+	case 1:
+		max = 32
+	case 2:
+		max = 128
+	default:
+		return errFormat
+	}
+	if int(e.source) > max || scope != 0 || len(addr) != (int(e.source)+7)/8 {
+		return errFormat
+	}
+	if rem := e.source % 8; rem != 0 && addr[len(addr)-1]&(0xFF>>rem) != 0 {
+		return errFormat
+	}
+	e.addr = [16]byte{}
+	copy(e.addr[:], addr)
+	e.present = true
+	return nil
+}

@@ -1,0 +1,158 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+
+	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/zones"
+)
+
+const (
+	// advertisedUDPSize is the EDNS buffer size we announce and the largest
+	// UDP reply we send, whatever the client offers: 1232 octets avoids IP
+	// fragmentation on any path (DNS Flag Day 2020).
+	advertisedUDPSize = 1232
+	// minUDPSize is the limit for clients without EDNS (RFC 1035 section 2.3.4).
+	minUDPSize = 512
+	// maxTCPSize is the largest message TCP can carry (RFC 1035 section 4.2.2).
+	maxTCPSize = 65535
+)
+
+// respond writes the reply to pkt into out and returns it, or returns nil
+// when the packet deserves no reply. out must have room for maxTCPSize
+// octets on TCP and advertisedUDPSize on UDP. It never allocates.
+//
+// respond is a flat list of guards, each answering one RFC case, ending in
+// the lookup of the snapshot loaded once for this query.
+func (s *Server) respond(q *query, out, pkt []byte, tcp bool) []byte {
+	if !q.parseHeader(pkt) {
+		return nil
+	}
+	if op := q.opcode(); op != dns.OpcodeQuery {
+		return s.errorReply(q, out, dns.RcodeNotImplemented) // NOTIFY, UPDATE and the rest
+	}
+	if err := q.parseBody(pkt); err != nil {
+		return s.errorReply(q, out, dns.RcodeFormatError)
+	}
+	limit := maxTCPSize
+	if !tcp {
+		limit = minUDPSize
+		if q.edns && q.udpSize > minUDPSize {
+			limit = min(int(q.udpSize), advertisedUDPSize)
+		}
+	}
+	if q.edns && q.version > 0 {
+		// RFC 6891 section 6.1.3: BADVERS, and our highest version (0) in the OPT.
+		return s.reply(q, out, nil, dns.RcodeBadVers, limit)
+	}
+	if q.qclass != dns.ClassINET {
+		return s.reply(q, out, nil, dns.RcodeRefused, limit)
+	}
+	switch q.qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		return s.reply(q, out, nil, dns.RcodeRefused, limit) // zone transfers are not offered
+	}
+	snap := s.snap.Load()
+	if snap == nil {
+		return s.reply(q, out, nil, dns.RcodeServerFailure, limit)
+	}
+	a := snap.Lookup(q.lname, q.qtype)
+	if a == nil {
+		return s.reply(q, out, nil, dns.RcodeRefused, limit) // not one of our zones
+	}
+	return s.reply(q, out, a, a.Rcode, limit)
+}
+
+// errorReply answers a query whose question could not be used: header
+// only, as the question may be what was wrong.
+func (s *Server) errorReply(q *query, out []byte, rcode int) []byte {
+	out = out[:headerLen]
+	binary.BigEndian.PutUint16(out, q.id)
+	binary.BigEndian.PutUint16(out[2:], flagQR|q.flags&(0xF<<11|flagRD|flagCD)|uint16(rcode&0xF))
+	clear(out[4:headerLen])
+	return out
+}
+
+// reply writes header, question, the answer's sections (if any) and an OPT
+// record when the query had one, shedding the additional section or
+// setting TC when the whole does not fit in limit.
+func (s *Server) reply(q *query, out []byte, a *zones.Answer, rcode int, limit int) []byte {
+	flags := flagQR | q.flags&(flagRD|flagCD) | uint16(rcode&0xF)
+	var wire []byte
+	var count [3]uint16
+	if a != nil {
+		if a.Authoritative {
+			flags |= flagAA
+		}
+		wire, count = a.Wire, a.Count
+	}
+	size := headerLen + len(q.question) + s.optLen(q)
+	if size+len(wire) > limit {
+		if a != nil && !a.ExtraRequired && size+a.NoExtraLen <= limit {
+			wire, count[2] = wire[:a.NoExtraLen], 0 // additional data is optional (RFC 2181 section 9)
+		} else {
+			wire, count = nil, [3]uint16{}
+			flags |= flagTC // RFC 1035 section 4.1.1; the client retries over TCP (RFC 7766)
+		}
+	}
+	out = out[:headerLen]
+	binary.BigEndian.PutUint16(out, q.id)
+	binary.BigEndian.PutUint16(out[2:], flags)
+	binary.BigEndian.PutUint16(out[4:], 1)
+	binary.BigEndian.PutUint16(out[6:], count[0])
+	binary.BigEndian.PutUint16(out[8:], count[1])
+	arcount := count[2]
+	if q.edns {
+		arcount++
+	}
+	binary.BigEndian.PutUint16(out[10:], arcount)
+	out = append(out, q.question...)
+	out = append(out, wire...)
+	if q.edns {
+		out = s.appendOPT(out, q, rcode)
+	}
+	return out
+}
+
+// optLen is the size of the OPT record appendOPT writes for q.
+func (s *Server) optLen(q *query) int {
+	if !q.edns {
+		return 0
+	}
+	n := 11
+	if q.nsid && s.cfg.NSID != "" {
+		n += 4 + len(s.cfg.NSID)
+	}
+	if q.ecs.present {
+		n += 4 + 4 + (int(q.ecs.source)+7)/8
+	}
+	return n
+}
+
+// appendOPT appends our OPT record (RFC 6891 section 6.1.2): our buffer
+// size, the upper bits of the extended rcode, version 0, the DO bit echoed
+// (RFC 3225 section 3), NSID when asked for and configured (RFC 5001) and
+// the client subnet echoed with scope 0, meaning the answer holds for every
+// client (RFC 7871 section 7.2.1).
+func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
+	out = append(out, 0, 0, 41, byte(advertisedUDPSize>>8), byte(advertisedUDPSize&0xFF))
+	var doBit byte
+	if q.do {
+		doBit = 0x80
+	}
+	out = append(out, byte(rcode>>4), 0, doBit, 0)
+	lenAt := len(out)
+	out = append(out, 0, 0)
+	if q.nsid && s.cfg.NSID != "" {
+		out = append(out, 0, optNSID, byte(len(s.cfg.NSID)>>8), byte(len(s.cfg.NSID)))
+		out = append(out, s.cfg.NSID...)
+	}
+	if e := &q.ecs; e.present {
+		n := (int(e.source) + 7) / 8
+		out = append(out, 0, optECS, 0, byte(4+n), byte(e.family>>8), byte(e.family), e.source, 0)
+		out = append(out, e.addr[:n]...)
+	}
+	binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
+	return out
+}
