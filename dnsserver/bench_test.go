@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -35,7 +36,7 @@ func BenchmarkRespond(b *testing.B) {
 			out := make([]byte, 0, advertisedUDPSize)
 			b.ReportAllocs()
 			for b.Loop() {
-				if s.handle(&q, out[:0], pkt, false) == nil {
+				if s.handle(&q, out[:0], pkt, false, netip.Addr{}) == nil {
 					b.Fatal("no reply")
 				}
 			}

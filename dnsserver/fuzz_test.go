@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -39,7 +40,7 @@ func FuzzRespond(f *testing.F) {
 	var q query
 	out := make([]byte, 0, maxTCPSize)
 	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool) {
-		reply := s.respond(&q, out[:0], pkt, tcp)
+		reply := s.respond(&q, out[:0], pkt, tcp, netip.MustParseAddr("198.51.100.7"))
 		if reply == nil {
 			return
 		}

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 )
 
 // Header flag bits (RFC 1035 section 4.1.1).
@@ -43,8 +44,25 @@ type query struct {
 	do      bool
 	nsid    bool
 	ecs     ecs
+	scope   uint8 // ECS SCOPE PREFIX-LENGTH of the reply
 
+	rng  uint64 // the worker's random state, for weighted choices
 	lbuf [255]byte
+}
+
+// client returns who to choose pool answers for: the ECS subnet when
+// present (RFC 7871 section 7.1.1), else the source address.
+func (q *query) client(src netip.Addr) client {
+	if !q.ecs.present {
+		return client{addr: src, bits: src.BitLen()}
+	}
+	if q.ecs.source == 0 {
+		return client{} // SOURCE PREFIX-LENGTH 0: do not use the client address
+	}
+	if q.ecs.family == 1 {
+		return client{addr: netip.AddrFrom4([4]byte(q.ecs.addr[:4])), bits: int(q.ecs.source)}
+	}
+	return client{addr: netip.AddrFrom16(q.ecs.addr), bits: int(q.ecs.source)}
 }
 
 // ecs is a client subnet option from a query (RFC 7871 section 6).
@@ -73,7 +91,7 @@ func (q *query) parseHeader(pkt []byte) bool {
 // parseBody reads the question and the additional section after the header
 // has been accepted. Any structural error yields errFormat.
 func (q *query) parseBody(pkt []byte) error {
-	q.edns, q.nsid, q.do, q.ecs.present = false, false, false, false
+	q.edns, q.nsid, q.do, q.ecs.present, q.scope = false, false, false, false, 0
 	q.question, q.lname = nil, nil
 	if q.qdcount != 1 {
 		return errFormat

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/miekg/dns"
 
@@ -25,7 +26,7 @@ const (
 //
 // respond is a flat list of guards, each answering one RFC case, ending in
 // the lookup of the snapshot loaded once for this query.
-func (s *Server) respond(q *query, out, pkt []byte, tcp bool) []byte {
+func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []byte {
 	if !q.parseHeader(pkt) {
 		return nil
 	}
@@ -53,13 +54,16 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool) []byte {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		return s.reply(q, out, nil, dns.RcodeRefused, limit) // zone transfers are not offered
 	}
-	snap := s.snap.Load()
-	if snap == nil {
+	st := s.st.Load()
+	if st == nil || st.snap == nil {
 		return s.reply(q, out, nil, dns.RcodeServerFailure, limit)
 	}
-	a := snap.Lookup(q.lname, q.qtype)
+	a := st.snap.Lookup(q.lname, q.qtype)
 	if a == nil {
 		return s.reply(q, out, nil, dns.RcodeRefused, limit) // not one of our zones
+	}
+	if a.Pool != nil {
+		return s.poolReply(st, q, out, a, limit, src)
 	}
 	return s.reply(q, out, a, a.Rcode, limit)
 }
@@ -133,8 +137,8 @@ func (s *Server) optLen(q *query) int {
 // appendOPT appends our OPT record (RFC 6891 section 6.1.2): our buffer
 // size, the upper bits of the extended rcode, version 0, the DO bit echoed
 // (RFC 3225 section 3), NSID when asked for and configured (RFC 5001) and
-// the client subnet echoed with scope 0, meaning the answer holds for every
-// client (RFC 7871 section 7.2.1).
+// the client subnet echoed with the scope the answer holds for: 0 for
+// answers that do not depend on the client (RFC 7871 section 7.2.1).
 func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 	out = append(out, 0, 0, 41, byte(advertisedUDPSize>>8), byte(advertisedUDPSize&0xFF))
 	var doBit byte
@@ -150,9 +154,80 @@ func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 	}
 	if e := &q.ecs; e.present {
 		n := (int(e.source) + 7) / 8
-		out = append(out, 0, optECS, 0, byte(4+n), byte(e.family>>8), byte(e.family), e.source, 0)
+		out = append(out, 0, optECS, 0, byte(4+n), byte(e.family>>8), byte(e.family), e.source, q.scope)
 		out = append(out, e.addr[:n]...)
 	}
 	binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
 	return out
 }
+
+// poolReply answers from a pool: the endpoints chosen for the client,
+// after the CNAME chain that led to the pool, if any.
+func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, limit int, src netip.Addr) []byte {
+	var ch choice
+	c := q.client(src)
+	st.choose(a.Pool, a.PoolFamily, c, &q.rng, nil, &ch)
+	if ch.n == 0 {
+		if len(a.Wire) == 0 {
+			return s.reply(q, out, ch.pool.NoData, dns.RcodeSuccess, limit)
+		}
+		return s.reply(q, out, a, dns.RcodeSuccess, limit) // the chain alone
+	}
+	if q.ecs.present {
+		q.scope = uint8(min(ch.scope, c.bits))
+	}
+	ownerLen := 2
+	if a.PoolOwner != nil {
+		ownerLen = len(a.PoolOwner)
+	}
+	rdlen := 4
+	if a.PoolFamily == 1 {
+		rdlen = 16
+	}
+	size := headerLen + len(q.question) + len(a.Wire) + ch.n*(ownerLen+10+rdlen) + s.optLen(q)
+	if size > limit {
+		return s.reply(q, out, truncated, dns.RcodeSuccess, limit)
+	}
+	out = out[:headerLen]
+	binary.BigEndian.PutUint16(out, q.id)
+	binary.BigEndian.PutUint16(out[2:], flagQR|flagAA|q.flags&(flagRD|flagCD))
+	binary.BigEndian.PutUint16(out[4:], 1)
+	binary.BigEndian.PutUint16(out[6:], a.Count[0]+uint16(ch.n))
+	binary.BigEndian.PutUint16(out[8:], 0)
+	var ar uint16
+	if q.edns {
+		ar = 1
+	}
+	binary.BigEndian.PutUint16(out[10:], ar)
+	out = append(out, q.question...)
+	out = append(out, a.Wire...)
+	ttl := ch.pool.TTL
+	typ := poolTypes[a.PoolFamily]
+	for _, e := range ch.eps[:ch.n] {
+		if a.PoolOwner != nil {
+			out = append(out, a.PoolOwner...)
+		} else {
+			out = append(out, 0xC0, headerLen) // the question name
+		}
+		out = append(out, byte(typ>>8), byte(typ), 0, 1,
+			byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), 0, byte(rdlen))
+		if rdlen == 4 {
+			b := e.Addr.As4()
+			out = append(out, b[:]...)
+		} else {
+			b := e.Addr.As16()
+			out = append(out, b[:]...)
+		}
+	}
+	if q.edns {
+		out = s.appendOPT(out, q, dns.RcodeSuccess)
+	}
+	return out
+}
+
+// truncated stands for an answer too large for any limit: replying with it
+// yields an empty, authoritative reply with TC set.
+var truncated = &zones.Answer{Authoritative: true, ExtraRequired: true, Wire: make([]byte, maxTCPSize)}
+
+// poolTypes are the record types of pool answers, by family index.
+var poolTypes = [2]uint16{dns.TypeA, dns.TypeAAAA}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
 
+	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/zones"
 )
 
@@ -21,7 +23,8 @@ import (
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
-	snap   atomic.Pointer[zones.Snapshot]
+	st     atomic.Pointer[state]
+	mu     sync.Mutex // serialises Publish and SetGeo; the query path never takes it
 
 	udp []*net.UDPConn // per address, UDPWorkers sockets sharing the port (SO_REUSEPORT)
 	tcp []*net.TCPListener
@@ -48,21 +51,43 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // It refuses a snapshot older than the one served, so that versions only
 // move forward, and reports whether snap was taken.
 func (s *Server) Publish(snap *zones.Snapshot) bool {
-	for {
-		old := s.snap.Load()
-		if old != nil && snap.Version < old.Version {
-			s.logger.Warn("Refusing older snapshot", "serving", old.Version, "offered", snap.Version)
-			return false
-		}
-		if s.snap.CompareAndSwap(old, snap) {
-			return true
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.st.Load()
+	if old != nil && old.snap != nil && snap.Version < old.snap.Version {
+		s.logger.Warn("Refusing older snapshot", "serving", old.snap.Version, "offered", snap.Version)
+		return false
 	}
+	var db *geo.DB
+	if old != nil {
+		db = old.db
+	}
+	s.st.Store(buildState(snap, db, old))
+	return true
+}
+
+// SetGeo makes db the GeoIP database that locates clients; nil turns
+// location off. Orderings for the served pools are computed before the
+// switch, off the query path.
+func (s *Server) SetGeo(db *geo.DB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.st.Load()
+	var snap *zones.Snapshot
+	if old != nil {
+		snap = old.snap
+	}
+	s.st.Store(buildState(snap, db, old))
 }
 
 // Snapshot returns the snapshot currently served, or nil before the first
 // Publish.
-func (s *Server) Snapshot() *zones.Snapshot { return s.snap.Load() }
+func (s *Server) Snapshot() *zones.Snapshot {
+	if st := s.st.Load(); st != nil {
+		return st.snap
+	}
+	return nil
+}
 
 // Panics returns how many queries hit a bug and were answered SERVFAIL.
 func (s *Server) Panics() uint64 { return s.panics.Load() }
@@ -149,7 +174,7 @@ func (s *Server) close() {
 // handle answers one packet. A bug in the answering code must not take the
 // server down: it becomes SERVFAIL and a count (the packet is then fuzzed
 // into a test).
-func (s *Server) handle(q *query, out, pkt []byte, tcp bool) (reply []byte) {
+func (s *Server) handle(q *query, out, pkt []byte, tcp bool, src netip.Addr) (reply []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.panics.Add(1)
@@ -159,5 +184,5 @@ func (s *Server) handle(q *query, out, pkt []byte, tcp bool) (reply []byte) {
 			}
 		}
 	}()
-	return s.respond(q, out, pkt, tcp)
+	return s.respond(q, out, pkt, tcp, src)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -49,6 +50,11 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
 
 	r := bufio.NewReaderSize(c, 4096)
 	var q query
+	q.rng = uint64(time.Now().UnixNano())
+	var src netip.Addr
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		src = ta.AddrPort().Addr().Unmap()
+	}
 	in := make([]byte, maxTCPSize)
 	out := make([]byte, 2, 2+maxTCPSize)
 	for n := 0; s.cfg.TCPMaxQueries == 0 || n < s.cfg.TCPMaxQueries; n++ {
@@ -64,7 +70,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
 		if _, err := io.ReadFull(r, in[:l]); err != nil {
 			return
 		}
-		reply := s.handle(&q, out[2:2], in[:l], true)
+		reply := s.handle(&q, out[2:2], in[:l], true, src)
 		if reply == nil {
 			return // not a query: nothing sensible to say on this stream
 		}

@@ -3,7 +3,9 @@ package dnsserver
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -63,6 +65,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	// address family: the messages carry raw socket addresses.
 	pc := ipv4.NewPacketConn(c)
 	w := newUDPWorker()
+	w.q.rng = uint64(time.Now().UnixNano())
 	for {
 		n, err := pc.ReadBatch(w.rms, 0)
 		if err != nil {
@@ -74,7 +77,11 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		k := 0
 		for i := 0; i < n; i++ {
 			m := &w.rms[i]
-			reply := s.handle(&w.q, w.outs[i][:0], m.Buffers[0][:m.N], false)
+			var src netip.Addr
+			if ua, ok := m.Addr.(*net.UDPAddr); ok {
+				src = ua.AddrPort().Addr().Unmap()
+			}
+			reply := s.handle(&w.q, w.outs[i][:0], m.Buffers[0][:m.N], false, src)
 			if reply == nil {
 				continue
 			}

@@ -33,12 +33,22 @@ type Answer struct {
 	// ExtraRequired marks glue that a referral cannot do without: when it
 	// does not fit, the reply is truncated (RFC 9471 section 3).
 	ExtraRequired bool
+
+	// Pool, when set, makes the answer dynamic: the server appends the
+	// pool's records of PoolFamily (0 IPv4, 1 IPv6) chosen for the client
+	// after Wire, which then holds only a CNAME chain leading to the pool.
+	Pool       *CompiledPool
+	PoolFamily int
+	// PoolOwner is the owner name to write for pool records when it is not
+	// the query name (after a CNAME chain); nil means the query name.
+	PoolOwner []byte
 }
 
 // builder computes the answers of one zone.
 type builder struct {
-	t   *zoneTree
-	soa *dns.SOA // the SOA of negative answers
+	t     *zoneTree
+	soa   *dns.SOA        // the SOA of negative answers
+	pools []*CompiledPool // in definition order
 }
 
 // maxChain bounds in-zone CNAME chasing; longer chains are left to the
@@ -64,7 +74,18 @@ func (b *builder) answers(n *node) {
 		// RFC 8482 section 4.2: answer ANY with one RRset.
 		n.any = n.answers[t]
 	}
+	if n.pool != nil {
+		for f, t := range poolTypes {
+			if n.pool.Family[f].Configured {
+				n.answers[t] = &Answer{Authoritative: true, Pool: n.pool, PoolFamily: f}
+				n.any = n.answers[t]
+			}
+		}
+	}
 }
+
+// poolTypes are the query types a pool answers, by family index.
+var poolTypes = [2]uint16{dns.TypeA, dns.TypeAAAA}
 
 // cnameAnswers computes the answers of a CNAME node: the CNAME itself for
 // CNAME and ANY queries, and the in-zone chain for everything else
@@ -92,6 +113,15 @@ func (b *builder) cnameAnswers(n *node, cn []dns.RR, owner string, exact bool) {
 				n.other = b.packFor(&Answer{Authoritative: true, Answer: chain}, owner, exact)
 			}
 			return
+		}
+		if tn.pool != nil {
+			for f, t := range poolTypes {
+				if tn.pool.Family[f].Configured {
+					a := b.packFor(&Answer{Authoritative: true, Answer: chain}, owner, exact)
+					a.Pool, a.PoolFamily, a.PoolOwner = tn.pool, f, tn.pool.OwnerWire
+					n.answers[t] = a
+				}
+			}
 		}
 		if next := tn.rrsets[dns.TypeCNAME]; len(next) > 0 {
 			chain = append(chain, next...)

@@ -21,7 +21,11 @@ type Snapshot struct {
 
 	zones map[string]*zoneTree // key: lower-case wire-format origin
 	names []string             // origins, sorted, for Zones
+	pools []*CompiledPool      // every pool, by Index
 }
+
+// Pools returns every pool of the snapshot; pool i has Index i.
+func (s *Snapshot) Pools() []*CompiledPool { return s.pools }
 
 // zoneTree is one zone inside a snapshot.
 type zoneTree struct {
@@ -48,6 +52,8 @@ type node struct {
 	cut      bool // this node itself is a delegation point
 
 	wildcard *node // the "*" child of this node, the source of synthesis (RFC 4592)
+
+	pool *CompiledPool // A and AAAA are chosen per client
 }
 
 // Zones returns the origins of the snapshot's zones, sorted.
@@ -135,9 +141,13 @@ func Build(zs []*Zone, version uint64) (*Snapshot, error) {
 		if _, dup := s.zones[key]; dup {
 			return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s is defined twice", z.Origin)}
 		}
-		t, err := buildTree(z)
+		t, pools, err := buildTree(z)
 		if err != nil {
 			return nil, err
+		}
+		for _, p := range pools {
+			p.Index = len(s.pools)
+			s.pools = append(s.pools, p)
 		}
 		s.zones[key] = t
 		s.names = append(s.names, t.origin)
@@ -164,13 +174,13 @@ func WireName(name string) ([]byte, error) {
 }
 
 // buildTree compiles one validated zone.
-func buildTree(z *Zone) (*zoneTree, error) {
+func buildTree(z *Zone) (*zoneTree, []*CompiledPool, error) {
 	t := &zoneTree{origin: CanonicalName(z.Origin), nodes: map[string]*node{}}
 	for _, r := range z.Records {
 		name := CanonicalName(r.RR.Header().Name)
 		n, err := t.ensure(name)
 		if err != nil {
-			return nil, &Error{Source: z.Source, Line: r.Line, Msg: err.Error()}
+			return nil, nil, &Error{Source: z.Source, Line: r.Line, Msg: err.Error()}
 		}
 		rr := dns.Copy(r.RR)
 		rr.Header().Name = name
@@ -179,11 +189,14 @@ func buildTree(z *Zone) (*zoneTree, error) {
 	apex := t.nodes[mustKey(t.origin)]
 	soa, _ := apex.rrsets[dns.TypeSOA][0].(*dns.SOA)
 	if soa == nil {
-		return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s has no SOA record", t.origin)}
+		return nil, nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s has no SOA record", t.origin)}
 	}
 	b := &builder{t: t, soa: negativeSOA(soa)}
 	t.nxdomain = b.pack(&Answer{Rcode: dns.RcodeNameError, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
 	t.nodata = b.pack(&Answer{Rcode: dns.RcodeSuccess, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
+	if err := b.compilePools(z); err != nil {
+		return nil, nil, err
+	}
 
 	// Delegation points first, so that every node knows whether it is
 	// occluded before its answers are computed.
@@ -212,12 +225,15 @@ func buildTree(z *Zone) (*zoneTree, error) {
 	}
 	for _, k := range keys {
 		n := t.nodes[k]
+		if n.pool != nil && n.referral != nil {
+			return nil, nil, &Error{Source: z.Source, Line: n.pool.Source.Line, Msg: fmt.Sprintf("pool %s is below the delegation at %s", n.name, parentName(n.name))}
+		}
 		if n.referral != nil && !n.cut {
 			continue // occluded: only reachable as glue
 		}
 		b.answers(n)
 	}
-	return t, nil
+	return t, b.pools, nil
 }
 
 // ensure returns the node for name, creating it and any empty

@@ -18,6 +18,9 @@ type Zone struct {
 	Source string
 	// Records holds every record of the zone, including the SOA.
 	Records []Record
+	// Datacenters and Pools define the names answered per client.
+	Datacenters []Datacenter
+	Pools       []Pool
 }
 
 // Record is a resource record and the place it was defined, so that

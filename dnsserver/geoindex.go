@@ -1,0 +1,119 @@
+package dnsserver
+
+import (
+	"sort"
+
+	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/zones"
+)
+
+// state is what the query path reads: a snapshot and, when a GeoIP
+// database is loaded, the datacenter orderings precomputed for it. It is
+// immutable and replaced as a whole.
+type state struct {
+	snap   *zones.Snapshot
+	db     *geo.DB
+	tables []*orderTable // by pool Index; nil for pools that need none
+}
+
+// orderTable holds, for every location of a database, a pool geometry's
+// datacenter order (nearest first, bias applied) and the first country or
+// continent rule that matches there. Precomputing it at load is what keeps
+// a geo answer as cheap as a static one (gdnsd does the same).
+type orderTable struct {
+	nDC   int
+	order []uint8 // location i: order[i*nDC : (i+1)*nDC]
+	rule  []int16 // location i: index of the first matching rule, or -1
+}
+
+// tableKey identifies a table: geometry on one database.
+type tableKey struct {
+	db       *geo.DB
+	geometry string
+}
+
+// buildState compiles the state for snap and db, reusing tables of the
+// previous state whose geometry and database are unchanged, so that a
+// health change does not recompute orderings.
+func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
+	st := &state{snap: snap, db: db}
+	if snap == nil || db == nil {
+		return st
+	}
+	cache := map[tableKey]*orderTable{}
+	if prev != nil && prev.snap != nil && prev.db == db {
+		for _, p := range prev.snap.Pools() {
+			if t := prev.tables[p.Index]; t != nil {
+				cache[tableKey{db, p.Geometry}] = t
+			}
+		}
+	}
+	st.tables = make([]*orderTable, len(snap.Pools()))
+	for _, p := range snap.Pools() {
+		if p.Geo == zones.GeoNone {
+			continue
+		}
+		k := tableKey{db, p.Geometry}
+		t := cache[k]
+		if t == nil {
+			t = newOrderTable(p, db)
+			cache[k] = t
+		}
+		st.tables[p.Index] = t
+	}
+	return st
+}
+
+func newOrderTable(p *zones.CompiledPool, db *geo.DB) *orderTable {
+	n := len(p.DCs)
+	t := &orderTable{nDC: n, order: make([]uint8, db.Len()*n), rule: make([]int16, db.Len())}
+	dist := make([]float64, n)
+	for i := 0; i < db.Len(); i++ {
+		loc := db.Location(int32(i))
+		order := t.order[i*n : (i+1)*n]
+		rankDatacenters(p, loc, order, dist)
+		t.rule[i] = -1
+		if p.Geo == zones.GeoRules {
+			for ri, r := range p.Rules {
+				if contains(r.Countries, loc.Country) || contains(r.Continents, loc.Continent) {
+					t.rule[i] = int16(ri)
+					break
+				}
+			}
+		}
+	}
+	return t
+}
+
+// rankDatacenters writes the pool's datacenter indices into order, nearest
+// to loc first. Without coordinates, datacenters in the client's country
+// come first, then those on its continent, then the rest, each group in
+// configuration order. dist is scratch space of len(order).
+func rankDatacenters(p *zones.CompiledPool, loc geo.Location, order []uint8, dist []float64) {
+	for i, dc := range p.DCs {
+		order[i] = uint8(i)
+		switch {
+		case loc.HasCoords:
+			dist[i] = geo.Distance(loc.Lat, loc.Lon, dc.Lat, dc.Lon) + dc.Bias
+		case loc.Country != "" && dc.Country == loc.Country:
+			dist[i] = 0
+		case loc.Continent != "" && dc.Continent == loc.Continent:
+			dist[i] = 1
+		default:
+			dist[i] = 2
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return dist[order[a]] < dist[order[b]] })
+}
+
+func contains(list []string, s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
