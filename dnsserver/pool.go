@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"math"
+	"math/bits"
 	"net/netip"
 
 	"github.com/meridiandns/meridian/geo"
@@ -130,18 +131,22 @@ func (st *state) order(p *zones.CompiledPool, c client, order []uint8, scope *in
 		tr.located(geo.NoLocation, geo.Location{}, netip.Prefix{}, st.db != nil)
 	}
 	if p.HasCIDRRules && c.addr.IsValid() {
-		known := netip.PrefixFrom(c.addr, max(*scope, 0))
 		for i, r := range p.Rules {
 			for _, cidr := range r.CIDRs {
-				if !cidr.Overlaps(known) {
+				if cidr.Addr().Is4() != c.addr.Is4() {
 					continue
 				}
-				// The rule splits or covers the client's network: the
-				// answer holds only as far as the rule's prefix.
-				*scope = max(*scope, cidr.Bits())
-				if cidr.Contains(c.addr) && (rule < 0 || i < rule) {
-					rule = i
+				if cidr.Contains(c.addr) {
+					// The answer holds across the rule's network.
+					*scope = max(*scope, cidr.Bits())
+					if rule < 0 || i < rule {
+						rule = i
+					}
+					continue
 				}
+				// The answer holds for the client's network up to the
+				// first bit where it leaves the rule's network.
+				*scope = max(*scope, commonBits(c.addr, cidr.Addr())+1)
 			}
 		}
 	}
@@ -152,6 +157,22 @@ func (st *state) order(p *zones.CompiledPool, c client, order []uint8, scope *in
 		tr.ordered(p, order, rule)
 	}
 	return order
+}
+
+// commonBits returns the length of the prefix a and b share.
+func commonBits(a, b netip.Addr) int {
+	x, y := a.As16(), b.As16()
+	n := 0
+	if a.Is4() {
+		n = -96 // count only the IPv4 bits
+	}
+	for i := range x {
+		if d := x[i] ^ y[i]; d != 0 {
+			return n + bits.LeadingZeros8(d)
+		}
+		n += 8
+	}
+	return n
 }
 
 // applyRule puts the rule's datacenters first, in its order, followed by
