@@ -157,8 +157,8 @@ func TestPoolNearest(t *testing.T) {
 		{"210.130.1.0/24", dns.TypeA, "ap-southeast ap-southeast us-west us-west", 24},
 		{"193.99.130.0/24", dns.TypeA, "eu-central eu-central eu-west eu-west", 20},
 		{"2a00:1450:4001::/48", dns.TypeAAAA, "eu-central eu-central eu-west eu-west", 48},
-		{"2a00:1450:4000::/40", dns.TypeAAAA, "us-east us-east us-west us-west", 40},  // wider than the database's network: unknown
-		{"5.0.3.0/24", dns.TypeA, "eu-west eu-west eu-central eu-central", 16}, // country only (FR): same continent first
+		{"2a00:1450:4000::/40", dns.TypeAAAA, "us-east us-east us-west us-west", 40}, // wider than the database's network: unknown
+		{"5.0.3.0/24", dns.TypeA, "eu-west eu-west eu-central eu-central", 16},       // country only (FR): same continent first
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			t.Run(network+"/"+tc.subnet, func(t *testing.T) {
