@@ -44,21 +44,24 @@ type choice struct {
 	failOpen bool
 }
 
+// orderBuf is scratch space for a datacenter order. It lives in the
+// worker's query, not on the stack, because the tracer may see it.
+type orderBuf [zones.MaxPoolDatacenters]uint8
+
 // tracer receives the steps of a selection; explain uses it, the query
 // path passes nil.
 type tracer interface {
 	located(idx int32, loc geo.Location, network netip.Prefix, haveDB bool)
 	ordered(p *zones.CompiledPool, order []uint8, rule int)
-	spilled(from, to uint8)
+	spilled(from, to string)
 	allDown(p *zones.CompiledPool, mode zones.AllDownMode)
 }
 
 // choose selects the endpoints of family fam of pool p for client c.
 // rng is the worker's random state. It allocates nothing.
-func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, tr tracer, ch *choice) {
+func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, buf *orderBuf, tr tracer, ch *choice) {
 	ch.n, ch.scope, ch.pool, ch.failOpen = 0, 0, p, false
 	for hop := 0; ; hop++ {
-		var buf [zones.MaxPoolDatacenters]uint8
 		order := st.order(p, c, buf[:len(p.DCs)], &ch.scope, tr)
 		fs := &p.Family[fam]
 		key := uint64(0)
@@ -221,7 +224,7 @@ func pickFrom(p *zones.CompiledPool, fs *zones.FamilySet, sets []zones.DCEndpoin
 		spill = chooseSpill(p, sets, order[first+1:], key, rng)
 		if spill >= 0 {
 			if tr != nil {
-				tr.spilled(order[first], order[first+1+spill])
+				tr.spilled(p.DCs[order[first]].Name, p.DCs[order[first+1+spill]].Name)
 			}
 			spill += first + 1
 			takeFrom(&sets[order[spill]], limit, key, rng, ch)

@@ -411,7 +411,7 @@ func TestPoolWeights(t *testing.T) {
 	const n = 20000
 	for i := 0; i < n; i++ {
 		var ch choice
-		st.choose(cp, 0, client{}, &rng, nil, &ch)
+		st.choose(cp, 0, client{}, &rng, new(orderBuf), nil, &ch)
 		counts[ch.eps[0].Addr.String()]++
 	}
 	if share := float64(counts["192.0.2.1"]) / n; share < 0.72 || share > 0.78 {
@@ -423,7 +423,7 @@ func TestPoolWeights(t *testing.T) {
 	// With room for all three, the backup comes last.
 	cp.MaxAnswers = 3
 	var ch choice
-	st.choose(cp, 0, client{}, &rng, nil, &ch)
+	st.choose(cp, 0, client{}, &rng, new(orderBuf), nil, &ch)
 	if ch.n != 3 || ch.eps[2].Addr.String() != "192.0.2.3" {
 		t.Errorf("answer %v, want the zero-weight endpoint last", ch.eps[:ch.n])
 	}
@@ -444,7 +444,7 @@ func TestPoolSpillProportionalToWeight(t *testing.T) {
 	const n = 10000
 	for i := 0; i < n; i++ {
 		var ch choice
-		st.choose(cp, 0, c, &rng, nil, &ch)
+		st.choose(cp, 0, c, &rng, new(orderBuf), nil, &ch)
 		counts[dcOf(ch.eps[0].Addr.String())]++
 	}
 	// Spill 2: eu-west (600) and the next nearest, us-east (200).
@@ -465,7 +465,7 @@ func TestPoolSticky(t *testing.T) {
 	first := func(st *state, cp *zones.CompiledPool, subnet int) netip.Addr {
 		var ch choice
 		rng := uint64(subnet + 1) // different random state each time: must not matter
-		st.choose(cp, 0, client{addr: netip.AddrFrom4([4]byte{10, byte(subnet >> 8), byte(subnet), 0}), bits: 24}, &rng, nil, &ch)
+		st.choose(cp, 0, client{addr: netip.AddrFrom4([4]byte{10, byte(subnet >> 8), byte(subnet), 0}), bits: 24}, &rng, new(orderBuf), nil, &ch)
 		if ch.scope != 24 {
 			t.Fatalf("sticky scope %d, want 24", ch.scope)
 		}
@@ -500,5 +500,50 @@ func TestPoolSticky(t *testing.T) {
 	// Rendezvous hashing moves only the share the new endpoint takes: 1/5.
 	if share := float64(moved) / clients; share < 0.15 || share > 0.25 {
 		t.Errorf("%.3f of subnets moved after adding a fifth endpoint, want about 0.2", share)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	p := testPool("www.svc.example.")
+	p.Endpoints[12].Admin = zones.AdminDrain
+	p.Endpoints[13].Health = zones.HealthDown
+	s, _ := startServer(t, Config{}, poolSnapshot(t, p))
+	s.SetGeo(worldDB(t))
+	e, err := s.Explain("WWW.svc.example", dns.TypeA, netip.MustParsePrefix("193.99.144.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Located || e.Location.Country != "DE" || e.Network.String() != "193.99.144.0/24" {
+		t.Errorf("location %+v in %s", e.Location, e.Network)
+	}
+	if len(e.Order) != 6 || e.Order[0].Name != "eu-central" || e.Order[1].Name != "eu-west" || e.Order[0].Distance > 400 {
+		t.Errorf("order %+v", e.Order)
+	}
+	if len(e.Answer) != 4 || e.Spill == "" || e.Scope != 24 {
+		t.Errorf("answer %v spill %q scope %d", e.Answer, e.Spill, e.Scope)
+	}
+	reasons := map[string]string{}
+	for _, l := range e.LeftOut {
+		reasons[l.Addr.String()] = l.Reason
+	}
+	for addr, want := range map[string]string{
+		"192.0.2.41":     "admin state drain",
+		"192.0.2.42":     "health down",
+		"2001:db8:40::1": "other address family",
+		"192.0.2.61":     "eligible, but the answer is cut at max_answers 4",
+	} {
+		if reasons[addr] != want {
+			t.Errorf("%s left out for %q, want %q", addr, reasons[addr], want)
+		}
+	}
+	text := e.String()
+	for _, want := range []string{"country DE", "1. eu-central", "admin state drain", "ecs scope: /24"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("explanation lacks %q:\n%s", want, text)
+		}
+	}
+	static, err := s.Explain("ns1.svc.example.", dns.TypeA, netip.MustParsePrefix("193.99.144.0/24"))
+	if err != nil || static.Pool != "" || len(static.Records) != 1 {
+		t.Errorf("static explanation %+v, %v", static, err)
 	}
 }

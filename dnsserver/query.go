@@ -46,8 +46,9 @@ type query struct {
 	ecs     ecs
 	scope   uint8 // ECS SCOPE PREFIX-LENGTH of the reply
 
-	rng  uint64 // the worker's random state, for weighted choices
-	lbuf [255]byte
+	rng   uint64   // the worker's random state, for weighted choices
+	order orderBuf // scratch for pool selection
+	lbuf  [255]byte
 }
 
 // client returns who to choose pool answers for: the ECS subnet when

@@ -166,7 +166,7 @@ func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, limit int, src netip.Addr) []byte {
 	var ch choice
 	c := q.client(src)
-	st.choose(a.Pool, a.PoolFamily, c, &q.rng, nil, &ch)
+	st.choose(a.Pool, a.PoolFamily, c, &q.rng, &q.order, nil, &ch)
 	if ch.n == 0 {
 		if len(a.Wire) == 0 {
 			return s.reply(q, out, ch.pool.NoData, dns.RcodeSuccess, limit)
