@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
 
 	"github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -46,8 +47,16 @@ type DB struct {
 // Open reads the database at path and decodes all its locations. A file
 // that is not a readable MaxMind database, or whose records do not decode,
 // is an error.
+//
+// The file is read into memory rather than mapped, so that a database
+// replaced on disk can be dropped without unmapping memory a query in
+// flight may still read: the garbage collector frees it once unused.
 func Open(path string) (db *DB, err error) {
-	r, err := maxminddb.Open(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("geo: %w", err)
+	}
+	r, err := maxminddb.OpenBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("geo: open %s: %w", path, err)
 	}
@@ -95,7 +104,8 @@ func Open(path string) (db *DB, err error) {
 	return db, nil
 }
 
-// Close releases the database. Lookups must have finished.
+// Close releases the database. Lookups must have finished. Dropping a DB
+// without Close is safe too.
 func (db *DB) Close() error { return db.reader.Close() }
 
 // Path is the file the database was read from.

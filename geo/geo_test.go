@@ -1,11 +1,16 @@
 package geo_test
 
 import (
+	"context"
+	"log/slog"
 	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/geo/geotest"
@@ -118,4 +123,72 @@ func BenchmarkLookup(b *testing.B) {
 			b.Fatal("not found")
 		}
 	}
+}
+
+func TestWatchReloadsReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "city.mmdb")
+	if err := geotest.Write(path, geotest.World[:1]); err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	got := make(chan *geo.DB, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { geo.Watch(ctx, path, 20*time.Millisecond, func(db *geo.DB) { got <- db }, logger); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// A corrupt file swapped in is refused, and the refusal is logged.
+	bad := filepath.Join(dir, "bad.tmp")
+	os.WriteFile(bad, []byte("garbage"), 0o644)
+	if err := os.Rename(bad, path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(buf.String(), "keeping the one in use") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log of the refused file; log: %s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case db := <-got:
+		t.Fatalf("corrupt file accepted (%d locations)", db.Len())
+	default:
+	}
+
+	// A good file renamed into place, as geoipupdate does, is taken.
+	tmp := filepath.Join(dir, "new.tmp")
+	if err := geotest.Write(tmp, geotest.World); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case db := <-got:
+		if i, _ := db.Lookup(netip.MustParseAddr("203.116.1.1")); i == geo.NoLocation || db.Location(i).Country != "SG" {
+			t.Errorf("reloaded database does not place 203.116.1.1 in SG")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("replaced file not reloaded within 3s")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
