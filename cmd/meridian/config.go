@@ -1,0 +1,230 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/meridiandns/meridian/dnsserver"
+)
+
+// This file is the only place that uses viper. It fills config from, in
+// order of precedence: flags, MERIDIAN_* environment variables, the YAML
+// config file, defaults. Other packages get plain structs
+// (dnsserver.Config, a list of zone files).
+
+// envPrefix prefixes every environment variable: key dns.nsid is read from
+// MERIDIAN_DNS_NSID. List values in the environment are comma separated.
+const envPrefix = "MERIDIAN"
+
+// config is the configuration of "meridian serve". Every key is
+// documented here and in examples/meridian.yaml.
+type config struct {
+	DNS   dnsConfig   `mapstructure:"dns"`
+	Zones zonesConfig `mapstructure:"zones"`
+	Geo   geoConfig   `mapstructure:"geo"`
+	Log   logConfig   `mapstructure:"log"`
+
+	// file is the config file read, "" when there is none.
+	file string
+}
+
+// dnsConfig is the "dns" section: the DNS listener (dnsserver.Config).
+type dnsConfig struct {
+	// Listen (dns.listen) lists IP:port addresses, each served over UDP
+	// and TCP. Port 0 picks a free port. Flag --listen.
+	Listen []string `mapstructure:"listen"`
+	// NSID (dns.nsid) is the server identity sent to clients asking for
+	// it (RFC 5001); empty disables NSID. Flag --nsid.
+	NSID string `mapstructure:"nsid"`
+	// UDPWorkers (dns.udp_workers) is the number of sockets and reading
+	// goroutines per UDP address; 0 means one per CPU.
+	UDPWorkers int `mapstructure:"udp_workers"`
+	// TCPIdleTimeout (dns.tcp_idle_timeout) closes a TCP connection that
+	// sends no query for this long, e.g. "10s" (RFC 7766 section 6.2.3).
+	TCPIdleTimeout time.Duration `mapstructure:"tcp_idle_timeout"`
+	// TCPMaxConnections (dns.tcp_max_connections) caps concurrent TCP
+	// connections.
+	TCPMaxConnections int `mapstructure:"tcp_max_connections"`
+	// TCPMaxQueries (dns.tcp_max_queries) caps queries per TCP
+	// connection; 0 means unlimited.
+	TCPMaxQueries int `mapstructure:"tcp_max_queries"`
+}
+
+// zonesConfig is the "zones" section: where zone data comes from.
+type zonesConfig struct {
+	// Files (zones.files) lists zone files, one zone each: *.yaml and
+	// *.yml in the YAML zone format, anything else as RFC 1035 master
+	// files. Relative paths in the config file are resolved against the
+	// config file's directory; those from flags (--zone-file, repeatable)
+	// and the environment against the working directory.
+	Files []string `mapstructure:"files"`
+}
+
+// geoConfig is the "geo" section: the GeoIP database that locates clients.
+type geoConfig struct {
+	// Database (geo.database) is a MaxMind-format City or Country file
+	// (GeoIP2, GeoLite2, DB-IP). Empty: no database; pools then order
+	// datacenters by CIDR rules and configuration order only. A relative
+	// path in the config file is resolved against its directory.
+	// Flag --geoip.
+	Database string `mapstructure:"database"`
+	// ReloadInterval (geo.reload_interval) is how often the file is
+	// checked for replacement (as geoipupdate does it); a replaced file
+	// is reopened without a restart, a broken one refused.
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+}
+
+// logConfig is the "log" section.
+type logConfig struct {
+	// Level (log.level) is debug, info, warn or error. Flag --log-level.
+	Level string `mapstructure:"level"`
+	// Format (log.format) is text or json. Flag --log-format.
+	Format string `mapstructure:"format"`
+}
+
+// newServeFlags returns the flags of "meridian serve".
+func newServeFlags() *pflag.FlagSet {
+	def := dnsserver.DefaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.String("config", "", "YAML config file (optional)")
+	fs.StringSlice("listen", def.Listen, "IP:port to serve DNS on over UDP and TCP (repeatable)")
+	fs.StringArray("zone-file", nil, "zone file to serve (repeatable; .yaml/.yml or RFC 1035 master file)")
+	fs.String("nsid", def.NSID, "NSID to return to clients that ask (RFC 5001)")
+	fs.String("geoip", "", "GeoIP database (MaxMind-format City or Country file)")
+	fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.String("log-format", "text", "log format: text or json")
+	return fs
+}
+
+// flagKeys maps flags to the config keys they set.
+var flagKeys = map[string]string{
+	"listen":     "dns.listen",
+	"zone-file":  "zones.files",
+	"nsid":       "dns.nsid",
+	"geoip":      "geo.database",
+	"log-level":  "log.level",
+	"log-format": "log.format",
+}
+
+// loadConfig builds the configuration from the parsed flags fs, the
+// environment and the config file named by --config, and validates it.
+// Unknown keys in the config file are errors.
+func loadConfig(fs *pflag.FlagSet) (*config, error) {
+	def := dnsserver.DefaultConfig()
+	v := viper.New()
+	v.SetDefault("dns.listen", def.Listen)
+	v.SetDefault("dns.nsid", def.NSID)
+	v.SetDefault("dns.udp_workers", def.UDPWorkers)
+	v.SetDefault("dns.tcp_idle_timeout", def.TCPIdleTimeout)
+	v.SetDefault("dns.tcp_max_connections", def.TCPMaxConns)
+	v.SetDefault("dns.tcp_max_queries", def.TCPMaxQueries)
+	v.SetDefault("zones.files", []string{})
+	v.SetDefault("geo.database", "")
+	v.SetDefault("geo.reload_interval", 30*time.Second)
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "text")
+
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	for flag, key := range flagKeys {
+		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
+			return nil, fmt.Errorf("config: bind flag --%s: %w", flag, err)
+		}
+	}
+
+	file, _ := fs.GetString("config")
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", file, err)
+		}
+	}
+
+	c := &config{file: file}
+	if err := v.UnmarshalExact(c); err != nil {
+		if file != "" {
+			return nil, fmt.Errorf("config: %s: %w", file, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+
+	// Zone files named in the config file are relative to it, so that a
+	// config and its zones can be moved together.
+	fromFile := file != "" && !fs.Changed("zone-file") && os.Getenv(envPrefix+"_ZONES_FILES") == ""
+	if fromFile {
+		dir := filepath.Dir(file)
+		for i, p := range c.Zones.Files {
+			if !filepath.IsAbs(p) {
+				c.Zones.Files[i] = filepath.Join(dir, p)
+			}
+		}
+	}
+	if file != "" && !fs.Changed("geoip") && os.Getenv(envPrefix+"_GEO_DATABASE") == "" &&
+		c.Geo.Database != "" && !filepath.IsAbs(c.Geo.Database) {
+		c.Geo.Database = filepath.Join(filepath.Dir(file), c.Geo.Database)
+	}
+
+	if err := c.validate(); err != nil {
+		if file != "" {
+			return nil, fmt.Errorf("config: %s: %w", file, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// validate reports the first problem with c.
+func (c *config) validate() error {
+	if _, err := c.Log.level(); err != nil {
+		return err
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: want text or json, got %q", c.Log.Format)
+	}
+	if len(c.Zones.Files) == 0 {
+		return errors.New("zones.files: no zone files (set zones.files or --zone-file)")
+	}
+	for _, f := range c.Zones.Files {
+		if f == "" {
+			return errors.New("zones.files: empty path")
+		}
+	}
+	if c.Geo.ReloadInterval <= 0 {
+		return fmt.Errorf("geo.reload_interval: must be positive, got %s", c.Geo.ReloadInterval)
+	}
+	srv := c.server()
+	return srv.Validate()
+}
+
+// server returns the dnsserver configuration.
+func (c *config) server() dnsserver.Config {
+	return dnsserver.Config{
+		Listen:         c.DNS.Listen,
+		NSID:           c.DNS.NSID,
+		UDPWorkers:     c.DNS.UDPWorkers,
+		TCPIdleTimeout: c.DNS.TCPIdleTimeout,
+		TCPMaxConns:    c.DNS.TCPMaxConnections,
+		TCPMaxQueries:  c.DNS.TCPMaxQueries,
+	}
+}
+
+// level parses the log level.
+func (l logConfig) level() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("log.level: want debug, info, warn or error, got %q", l.Level)
+	}
+	return lv, nil
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/pflag"
+
+	"github.com/meridiandns/meridian/dnsserver"
+	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/store"
+)
+
+// explainCmd implements "meridian explain NAME --client ADDR[/PREFIX]":
+// it loads the same configuration, zones and GeoIP database as serve and
+// prints how the server would answer NAME for that client, with the
+// reason for every endpoint left out.
+func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newServeFlags()
+	fs.String("client", "", "client address or subnet, as an ECS option would carry it (required)")
+	fs.String("type", "A", "query type: A or AAAA (any type works for static names)")
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: meridian explain NAME --client ADDR[/PREFIX] [--type A|AAAA] [flags]\n\n"+
+			"Show how NAME is answered for a client: location, datacenter order, answer, and why\n"+
+			"each endpoint is left out. Takes the same configuration flags as serve.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "meridian explain: %v\n", err)
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "meridian explain: want exactly one NAME")
+		fs.Usage()
+		return 2
+	}
+	clientArg, _ := fs.GetString("client")
+	client, err := parseClient(clientArg)
+	if err != nil {
+		fmt.Fprintf(stderr, "meridian explain: --client: %v\n", err)
+		return 2
+	}
+	typeArg, _ := fs.GetString("type")
+	qtype, ok := dns.StringToType[strings.ToUpper(typeArg)]
+	if !ok {
+		fmt.Fprintf(stderr, "meridian explain: --type: unknown type %q\n", typeArg)
+		return 2
+	}
+	cfg, err := loadConfig(fs)
+	if err != nil {
+		fmt.Fprintf(stderr, "meridian explain: %v\n", err)
+		return 1
+	}
+	e, err := explain(ctx, cfg, fs.Arg(0), qtype, client)
+	if err != nil {
+		fmt.Fprintf(stderr, "meridian explain: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, e.String())
+	return 0
+}
+
+// explain builds the server state serve would build, without sockets,
+// and asks it.
+func explain(ctx context.Context, cfg *config, name string, qtype uint16, client netip.Prefix) (*dnsserver.Explanation, error) {
+	d, err := store.NewFiles(cfg.Zones.Files, nil).Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := build(d)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := dnsserver.New(cfg.server(), nil)
+	if err != nil {
+		return nil, err
+	}
+	srv.Publish(snap)
+	if cfg.Geo.Database != "" {
+		db, err := geo.Open(cfg.Geo.Database)
+		if err != nil {
+			return nil, err
+		}
+		srv.SetGeo(db)
+	}
+	return srv.Explain(name, qtype, client)
+}
+
+// parseClient reads ADDR or ADDR/PREFIX; host bits beyond the prefix are
+// cleared, as an ECS option would carry them.
+func parseClient(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, errors.New("required")
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/zones"
+)
+
+// publisher is the part of the DNS server a reloader feeds.
+type publisher interface {
+	// Publish serves snap from now on and reports whether it was taken
+	// (a server refuses a snapshot older than the one it serves).
+	Publish(snap *zones.Snapshot) bool
+}
+
+// reloader loads the store, builds a snapshot and publishes it: once at
+// start, then whenever asked (SIGHUP) or told by the store that data
+// changed. A failed reload is logged and changes nothing, so the last good
+// snapshot keeps being served.
+type reloader struct {
+	store  store.Store
+	pub    publisher
+	logger *slog.Logger
+	// requests holds at most one pending reload; requests made while one
+	// is pending are merged into it, so a burst costs one rebuild.
+	requests chan string
+}
+
+func newReloader(st store.Store, pub publisher, logger *slog.Logger) *reloader {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &reloader{store: st, pub: pub, logger: logger, requests: make(chan string, 1)}
+}
+
+// reload loads, builds and publishes once.
+func (r *reloader) reload(ctx context.Context) error {
+	d, err := r.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	snap, err := build(d)
+	if err != nil {
+		return fmt.Errorf("build snapshot: %w", err)
+	}
+	if !r.pub.Publish(snap) {
+		return fmt.Errorf("snapshot version %d is older than the one served", d.Version)
+	}
+	r.logger.Info("Snapshot published", "version", d.Version, "zones", len(d.Zones))
+	return nil
+}
+
+// build compiles d. A bug in Build that some input triggers must not take
+// down a server that is answering from the previous snapshot: the panic
+// becomes a failed reload.
+func build(d *store.Data) (snap *zones.Snapshot, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			snap, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return zones.Build(d.Zones, d.Version)
+}
+
+// requestReload asks run for a reload. It never blocks.
+func (r *reloader) requestReload(reason string) {
+	select {
+	case r.requests <- reason:
+	default: // one is pending already and will see the new data
+	}
+}
+
+// run reloads on request and on store changes until ctx is done. It
+// returns an error only when the store can no longer be watched.
+func (r *reloader) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watched := make(chan error, 1)
+	go func() {
+		watched <- r.store.Watch(ctx, func() { r.requestReload("store changed") })
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			<-watched
+			return nil
+		case err := <-watched:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("watch ended")
+			}
+			return fmt.Errorf("watch store: %w", err)
+		case reason := <-r.requests:
+			r.logger.Info("Reloading zones", "reason", reason)
+			if err := r.reload(ctx); err != nil {
+				if ctx.Err() != nil {
+					<-watched
+					return nil
+				}
+				r.logger.Error("Reload failed, still serving the previous snapshot", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/meridiandns/meridian/dnsserver"
+	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/store"
+)
+
+// serveCmd implements "meridian serve": it serves the configured zones
+// until SIGINT or SIGTERM, reloading them on SIGHUP and when they change.
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newServeFlags()
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: meridian serve [flags]\n\nServe DNS for the configured zones.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "meridian serve: %v\n", err)
+		fs.Usage()
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "meridian serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(fs)
+	if err != nil {
+		fmt.Fprintf(stderr, "meridian serve: %v\n", err)
+		return 1
+	}
+	logger := newLogger(stderr, cfg.Log)
+	logger.Info("Starting Meridian", "version", versionString(), "config", cfg.file, "zone_files", cfg.Zones.Files)
+
+	// Take the signals before anything else: SIGHUP's default action
+	// would otherwise kill a process that is still starting.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	if err := serve(ctx, cfg, logger, sigs); err != nil {
+		logger.Error("Exiting", "err", err)
+		return 1
+	}
+	logger.Info("Stopped")
+	return 0
+}
+
+// serve wires the server, the store and the reloader and runs them until
+// ctx is done or a terminating signal arrives on sigs.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os.Signal) error {
+	srv, err := dnsserver.New(cfg.server(), logger)
+	if err != nil {
+		return err
+	}
+	st := store.NewFiles(cfg.Zones.Files, logger)
+	r := newReloader(st, srv, logger)
+	if cfg.Geo.Database != "" {
+		// A configured database that does not open is a configuration
+		// error: better to refuse to start than to answer without geo.
+		db, err := geo.Open(cfg.Geo.Database)
+		if err != nil {
+			return err
+		}
+		srv.SetGeo(db)
+		logger.Info("GeoIP database loaded", "path", cfg.Geo.Database, "locations", db.Len(), "coordinates", db.HasCoords())
+	} else {
+		logger.Warn("No GeoIP database configured: pools order datacenters by CIDR rules and configuration order only")
+	}
+	// The first load must succeed: there is nothing to fall back to.
+	if err := r.reload(ctx); err != nil {
+		return fmt.Errorf("initial load: %w", err)
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	var addrs []string
+	for _, a := range srv.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	logger.Info("Listening", "addrs", addrs)
+
+	return runGroup(ctx,
+		actor{"dns server", srv.Serve},
+		actor{"reloader", r.run},
+		actor{"geoip watcher", func(ctx context.Context) error {
+			if cfg.Geo.Database != "" {
+				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, srv.SetGeo, logger)
+			}
+			<-ctx.Done()
+			return nil
+		}},
+		actor{"signals", func(ctx context.Context) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case s := <-sigs:
+					if s == syscall.SIGHUP {
+						r.requestReload("SIGHUP")
+						continue
+					}
+					logger.Info("Shutting down", "signal", s.String())
+					return nil
+				}
+			}
+		}},
+	)
+}
+
+// newLogger returns the process logger; cfg has been validated.
+func newLogger(w io.Writer, cfg logConfig) *slog.Logger {
+	level, _ := cfg.level()
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# bench.sh -- CPU cost per answered query of `meridian serve` under dnsperf.
+#
+# The server is pinned to SERVER_CPU and dnsperf to CLIENT_CPU, all traffic on
+# 127.0.0.1, every dnsperf run bounded by -l DUR. For each scenario it prints the
+# answered qps, lost queries, the server's CPU share and its CPU time per answered
+# query (utime+stime from /proc/PID/stat over the run, divided by answers).
+#
+#   scripts/bench.sh                       # RATE=50000 (fixed offered load) and unthrottled
+#   RATE=50000 DUR=10 REPS=3 scripts/bench.sh
+#   MODES=fixed SCENARIOS=static scripts/bench.sh
+#
+# Knobs: RATE (offered qps in mode "fixed"), MODES ("fixed max"), SCENARIOS
+# ("static nx"), DUR (s per run), REPS, PORT, SERVER_CPU, CLIENT_CPU, CLIENTS,
+# OUTSTANDING, WORKERS (UDP sockets/goroutines, default 1 = one core).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RATE=${RATE:-50000}
+MODES=${MODES:-"fixed max"}
+SCENARIOS=${SCENARIOS:-"static nx"}
+DUR=${DUR:-10}
+REPS=${REPS:-3}
+PORT=${PORT:-5391}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+CLIENTS=${CLIENTS:-16}
+OUTSTANDING=${OUTSTANDING:-100}
+WORKERS=${WORKERS:-1}
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v dnsperf >/dev/null || ! command -v dig >/dev/null; then
+  log "installing dnsperf and dig"
+  as_root apt-get install -y dnsperf bind9-dnsutils >/dev/null 2>&1 ||
+    { as_root apt-get update >/dev/null && as_root apt-get install -y dnsperf bind9-dnsutils >/dev/null; }
+fi
+
+WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
+PID=
+cleanup() {
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ss -Hlun "sport = :$PORT" | grep -q .; then
+  log "port $PORT is in use; set PORT"; exit 1
+fi
+
+log "building meridian"
+(cd "$ROOT" && go build -o "$WORK/meridian" ./cmd/meridian)
+
+echo "static.svc.example A" > "$WORK/static.txt"
+for i in $(seq 1 20000); do echo "nx$i.svc.example A"; done > "$WORK/nx.txt"
+
+MERIDIAN_DNS_UDP_WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$WORK/meridian" serve \
+  --listen "127.0.0.1:$PORT" --zone-file "$ROOT/scripts/bench/svc.example.zone" --log-level warn &
+PID=$!
+for _ in $(seq 1 100); do
+  dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" static.svc.example A 2>/dev/null | grep -q 192.0.2.10 && break
+  sleep 0.1
+done
+dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" static.svc.example A | grep -q 192.0.2.10 ||
+  { log "server did not answer"; exit 1; }
+[ "$(dig +time=1 +tries=1 @127.0.0.1 -p "$PORT" nx1.svc.example A | grep -c NXDOMAIN)" -ge 1 ] ||
+  { log "nx name did not get NXDOMAIN"; exit 1; }
+
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+
+printf '%-7s %-6s %4s %10s %8s %8s %10s\n' scenario mode rep qps lost cpu% "µs/query"
+for mode in $MODES; do
+  for sc in $SCENARIOS; do
+    for rep in $(seq 1 "$REPS"); do
+      extra=()
+      [ "$mode" = fixed ] && extra=(-Q "$RATE")
+      t0=$(cpu_ticks); s0=$(date +%s.%N)
+      out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/$sc.txt" -l "$DUR" \
+        -n 100000000 -c "$CLIENTS" -T 1 -q "$OUTSTANDING" -t 2 "${extra[@]}" 2>&1)
+      t1=$(cpu_ticks); s1=$(date +%s.%N)
+      completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+      lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
+      qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
+      awk -v sc="$sc" -v mode="$mode" -v rep="$rep" -v qps="$qps" -v lost="$lost" -v c="$completed" \
+        -v dt=$((t1 - t0)) -v tck="$TCK" -v s0="$s0" -v s1="$s1" 'BEGIN {
+          cpu = dt / tck; wall = s1 - s0
+          printf "%-7s %-6s %4d %10.0f %8d %7.1f%% %10.2f\n", sc, mode, rep, qps, lost, 100 * cpu / wall, 1e6 * cpu / c
+        }'
+    done
+  done
+done
