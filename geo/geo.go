@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os"
 
 	"github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -38,6 +37,7 @@ const NoLocation = -1
 // DB is an opened database. It is immutable and safe for concurrent use.
 type DB struct {
 	path     string
+	id       fileID // the version of the file read, so Watch knows what it has
 	reader   *maxminddb.Reader
 	locs     []Location
 	byOffset map[uintptr]int32
@@ -52,7 +52,7 @@ type DB struct {
 // replaced on disk can be dropped without unmapping memory a query in
 // flight may still read: the garbage collector frees it once unused.
 func Open(path string) (db *DB, err error) {
-	data, err := os.ReadFile(path)
+	data, id, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("geo: %w", err)
 	}
@@ -71,7 +71,7 @@ func Open(path string) (db *DB, err error) {
 			db, err = nil, fmt.Errorf("geo: %s is corrupt: %v", path, p)
 		}
 	}()
-	db = &DB{path: path, reader: r, byOffset: map[uintptr]int32{}}
+	db = &DB{path: path, id: id, reader: r, byOffset: map[uintptr]int32{}}
 	index := map[Location]int32{} // records differ in fields we ignore (city names, postal codes)
 	for res := range r.Networks() {
 		if err := res.Err(); err != nil {

@@ -131,12 +131,19 @@ func TestWatchReloadsReplacedFile(t *testing.T) {
 	if err := geotest.Write(path, geotest.World[:1]); err != nil {
 		t.Fatal(err)
 	}
+	first, err := geo.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
 	got := make(chan *geo.DB, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { geo.Watch(ctx, path, 20*time.Millisecond, func(db *geo.DB) { got <- db }, logger); close(done) }()
+	go func() {
+		geo.Watch(ctx, path, 20*time.Millisecond, first, func(db *geo.DB) { got <- db }, logger)
+		close(done)
+	}()
 	defer func() { cancel(); <-done }()
 
 	// A corrupt file swapped in is refused, and the refusal is logged.

@@ -2,6 +2,8 @@ package geo
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"syscall"
@@ -21,22 +23,53 @@ func statID(path string) (fileID, error) {
 	if err != nil {
 		return fileID{}, err
 	}
+	return idOf(fi), nil
+}
+
+func idOf(fi os.FileInfo) fileID {
 	id := fileID{size: fi.Size(), mtime: fi.ModTime()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		id.ino = st.Ino
 	}
-	return id, nil
+	return id
 }
 
-// Watch polls path every interval and, when the file has been replaced or
-// changed, opens it and passes the new database to onChange. A file that
-// does not open (truncated, corrupt, half written) is logged and skipped:
-// the database in use stays. Watch returns when ctx is done.
-func Watch(ctx context.Context, path string, interval time.Duration, onChange func(*DB), logger *slog.Logger) {
+// readFile reads path and returns the identity of the very file read (not
+// of whatever the name points to a moment later).
+func readFile(path string) ([]byte, fileID, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, idOf(fi), nil
+}
+
+// Watch polls path every interval and, when the file differs from the one
+// current was read from (nil: from whatever is there when Watch starts),
+// opens it and passes the new database to onChange. Comparing with the
+// file actually read means a replacement between Open and Watch is not
+// missed. A file that does not open (truncated, corrupt, half written) is
+// logged and skipped: the database in use stays. Watch returns when ctx
+// is done.
+func Watch(ctx context.Context, path string, interval time.Duration, current *DB, onChange func(*DB), logger *slog.Logger) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	last, _ := statID(path)
+	var last fileID
+	if current != nil {
+		last = current.id
+	} else {
+		last, _ = statID(path)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

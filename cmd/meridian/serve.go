@@ -68,6 +68,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	}
 	st := store.NewFiles(cfg.Zones.Files, logger)
 	r := newReloader(st, srv, logger)
+	var geoDB *geo.DB
 	if cfg.Geo.Database != "" {
 		// A configured database that does not open is a configuration
 		// error: better to refuse to start than to answer without geo.
@@ -76,6 +77,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			return err
 		}
 		srv.SetGeo(db)
+		geoDB = db
 		logger.Info("GeoIP database loaded", "path", cfg.Geo.Database, "locations", db.Len(), "coordinates", db.HasCoords())
 	} else {
 		logger.Warn("No GeoIP database configured: pools order datacenters by CIDR rules and configuration order only")
@@ -98,7 +100,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		actor{"reloader", r.run},
 		actor{"geoip watcher", func(ctx context.Context) error {
 			if cfg.Geo.Database != "" {
-				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, srv.SetGeo, logger)
+				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, geoDB, srv.SetGeo, logger)
 			}
 			<-ctx.Done()
 			return nil
