@@ -279,8 +279,17 @@ func validatePools(z *Zone, errs Errors) Errors {
 			}
 		}
 	}
-	// Fallback chains must end in a pool that exists, without loops.
+	// Fallback chains must end in a pool that exists, without loops, and
+	// a fallback must serve every family its pool serves.
 	for _, p := range z.Pools {
+		if next := pools[p.FallbackTo]; p.WhenAllDown == Fallback && next != nil {
+			have, fb := families(p.Endpoints), families(next.Endpoints)
+			for f, name := range []string{"IPv4", "IPv6"} {
+				if have[f] && !fb[f] {
+					add(p.Line, "pool %s has %s endpoints but its fallback %s has none", p.Name, name, next.Name)
+				}
+			}
+		}
 		seen := map[string]bool{p.Name: true}
 		for q := &p; q.WhenAllDown == Fallback; {
 			next := pools[q.FallbackTo]
@@ -297,6 +306,18 @@ func validatePools(z *Zone, errs Errors) Errors {
 		}
 	}
 	return errs
+}
+
+// families reports which address families (IPv4, IPv6) endpoints hold.
+func families(eps []Endpoint) (has [2]bool) {
+	for _, e := range eps {
+		if e.Addr.Is4() {
+			has[0] = true
+		} else if e.Addr.Is6() {
+			has[1] = true
+		}
+	}
+	return has
 }
 
 func isSubdomain(name, origin string) bool {

@@ -76,6 +76,8 @@ var yamlSections = []struct {
 	{"ttl", false, (*yamlZone).loadTTL},
 	{"soa", false, (*yamlZone).loadSOA},
 	{"records", false, (*yamlZone).loadRecords},
+	{"datacenters", false, (*yamlZone).loadDatacenters},
+	{"pools", false, (*yamlZone).loadPools},
 }
 
 // yamlZone is the state of one YAML zone being read.
