@@ -4,9 +4,12 @@ GO ?= go
 
 .PHONY: run test build vet
 
-## run: serve the example zones on 127.0.0.1:5353
+GEOIP := examples/GeoLite2-City.mmdb
+
+## run: serve the example zones on 127.0.0.1:5353, with GeoLite2 City when it can be fetched
 run:
-	$(GO) run ./cmd/meridian serve --config examples/meridian.yaml
+	scripts/fetch-geoip.sh examples
+	$(GO) run ./cmd/meridian serve --config examples/meridian.yaml $$([ -s $(GEOIP) ] && echo --geoip $(GEOIP))
 
 ## test: vet, race-enabled tests, a short run of every fuzz target (installs dig if missing)
 test:

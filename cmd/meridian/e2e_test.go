@@ -393,11 +393,18 @@ func TestE2EZoneFiles(t *testing.T) {
 				t.Errorf("NSID = %q, want e2e-test\n%s", r.NSID, r.Raw)
 			}
 		}},
-		{"yaml zone", []string{"www.example.net", "A"}, func(t *testing.T, r *digResult) {
+		{"yaml zone", []string{"mail.example.net", "A"}, func(t *testing.T, r *digResult) {
+			got := data(r.Answer, "A")
+			if !r.hasFlag("aa") || !slices.Equal(got, []string{"198.51.100.25"}) {
+				t.Errorf("flags %v A %v, want aa and mail.example.net's address", r.Flags, got)
+			}
+		}},
+		{"pool without GeoIP: configuration order", []string{"www.example.net", "A"}, func(t *testing.T, r *digResult) {
 			got := data(r.Answer, "A")
 			slices.Sort(got)
-			if !r.hasFlag("aa") || !slices.Equal(got, []string{"198.51.100.10", "198.51.100.11"}) {
-				t.Errorf("flags %v A %v, want aa and both www.example.net addresses", r.Flags, got)
+			want := []string{"198.51.100.11", "198.51.100.12", "198.51.100.21", "198.51.100.22"}
+			if !r.hasFlag("aa") || !slices.Equal(got, want) {
+				t.Errorf("flags %v A %v, want aa and %v", r.Flags, got, want)
 			}
 		}},
 		{"other zone is refused", []string{"www.example.org", "A"}, func(t *testing.T, r *digResult) {
@@ -494,8 +501,8 @@ func TestE2EConfigFile(t *testing.T) {
 	if !r.hasFlag("aa") || r.NSID != "from-env" {
 		t.Errorf("flags %v NSID %q, want aa and NSID from-env", r.Flags, r.NSID)
 	}
-	if r := m.mustDig(t, "www.example.net", "AAAA"); len(data(r.Answer, "AAAA")) != 1 {
-		t.Errorf("www.example.net AAAA = %v, want one record", r.Answer)
+	if r := m.mustDig(t, "www.example.net", "AAAA"); len(data(r.Answer, "AAAA")) != 4 {
+		t.Errorf("www.example.net AAAA = %v, want four pool records", r.Answer)
 	}
 	m.stop(t)
 }
