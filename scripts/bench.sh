@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RATE=${RATE:-50000}
 MODES=${MODES:-"fixed max"}
-SCENARIOS=${SCENARIOS:-"static nx"}
+SCENARIOS=${SCENARIOS:-"static geo nx"}
 DUR=${DUR:-10}
 REPS=${REPS:-3}
 PORT=${PORT:-5391}
@@ -52,11 +52,24 @@ fi
 log "building meridian"
 (cd "$ROOT" && go build -o "$WORK/meridian" ./cmd/meridian)
 
+bash "$ROOT/scripts/bench/mkzone.sh" "$ROOT/scripts/bench/svc.example.zone" "$ROOT/scripts/bench/geo.json" > "$WORK/svc.example.yaml"
+GEOIP=${GEOIP:-$ROOT/examples/GeoLite2-City.mmdb}
+"$ROOT/scripts/fetch-geoip.sh" "$(dirname "$GEOIP")"
+geoargs=()
+if [ -s "$GEOIP" ]; then
+  geoargs=(--geoip "$GEOIP")
+else
+  log "no GeoIP database: skipping the geo scenario"; SCENARIOS=${SCENARIOS//geo/}
+fi
+# ECS 81.2.69.0/24 (RFC 7871 section 6): family 1, source 24, scope 0, 3 octets.
+ECS_OPT="8:00011800510245"
+
 echo "static.svc.example A" > "$WORK/static.txt"
+echo "www.svc.example A" > "$WORK/geo.txt"
 for i in $(seq 1 20000); do echo "nx$i.svc.example A"; done > "$WORK/nx.txt"
 
 MERIDIAN_DNS_UDP_WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$WORK/meridian" serve \
-  --listen "127.0.0.1:$PORT" --zone-file "$ROOT/scripts/bench/svc.example.zone" --log-level warn &
+  --listen "127.0.0.1:$PORT" --zone-file "$WORK/svc.example.yaml" "${geoargs[@]}" --log-level warn &
 PID=$!
 for _ in $(seq 1 100); do
   dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" static.svc.example A 2>/dev/null | grep -q 192.0.2.10 && break
@@ -64,6 +77,10 @@ for _ in $(seq 1 100); do
 done
 dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" static.svc.example A | grep -q 192.0.2.10 ||
   { log "server did not answer"; exit 1; }
+if [[ " $SCENARIOS " == *" geo "* ]]; then
+  dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" www.svc.example A +subnet=81.2.69.0/24 | head -1 | grep -q '^192.0.2.3[12]$' ||
+    { log "geo name did not answer eu-west first"; exit 1; }
+fi
 [ "$(dig +time=1 +tries=1 @127.0.0.1 -p "$PORT" nx1.svc.example A | grep -c NXDOMAIN)" -ge 1 ] ||
   { log "nx name did not get NXDOMAIN"; exit 1; }
 
@@ -76,6 +93,7 @@ for mode in $MODES; do
     for rep in $(seq 1 "$REPS"); do
       extra=()
       [ "$mode" = fixed ] && extra=(-Q "$RATE")
+      [ "$sc" = geo ] && extra+=(-E "$ECS_OPT")
       t0=$(cpu_ticks); s0=$(date +%s.%N)
       out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/$sc.txt" -l "$DUR" \
         -n 100000000 -c "$CLIENTS" -T 1 -q "$OUTSTANDING" -t 2 "${extra[@]}" 2>&1)
