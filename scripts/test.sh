@@ -4,7 +4,9 @@
 # run of every native fuzz target.
 #
 # Works on a fresh Debian 12 machine with Go installed: dig (package
-# bind9-dnsutils) is installed with apt-get when missing.
+# bind9-dnsutils) and, unless MERIDIAN_TEST_DATABASE_URL names a server
+# for the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
+# installed with apt-get when missing.
 #
 #   scripts/test.sh
 #   FUZZTIME=30s scripts/test.sh
@@ -16,25 +18,40 @@ FUZZTIME=${FUZZTIME:-10s}
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# install_dig installs dig, which the end-to-end tests need, using sudo
-# only when not root and refreshing the package lists only when a plain
-# install fails.
-install_dig() {
-	command -v dig >/dev/null 2>&1 && return 0
-	log "installing dig (bind9-dnsutils)"
+# install_pkg CHECK PACKAGE installs the Debian package PACKAGE unless
+# the command CHECK already succeeds, using sudo only when not root and
+# refreshing the package lists only when a plain install fails.
+install_pkg() {
+	local check=$1 pkg=$2
+	"$check" && return 0
+	log "installing $pkg"
 	local sudo=()
 	if [ "$(id -u)" -ne 0 ]; then
 		sudo=(sudo)
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	if ! "${sudo[@]}" apt-get install -y --no-install-recommends bind9-dnsutils; then
+	if ! "${sudo[@]}" apt-get install -y --no-install-recommends "$pkg"; then
 		"${sudo[@]}" apt-get update
-		"${sudo[@]}" apt-get install -y --no-install-recommends bind9-dnsutils
+		"${sudo[@]}" apt-get install -y --no-install-recommends "$pkg"
 	fi
-	command -v dig >/dev/null 2>&1 || { log "dig still missing after install"; exit 1; }
+	"$check" || { log "$pkg installed, but $check still fails"; exit 1; }
 }
 
-install_dig
+# The end-to-end tests drive the binary with dig.
+have_dig() { command -v dig >/dev/null 2>&1; }
+
+# Without MERIDIAN_TEST_DATABASE_URL, the PostgreSQL tests start their own
+# throwaway server with initdb and pg_ctl, looked up where
+# store/postgres/pgtest looks: PATH, then Debian's versioned directories.
+have_initdb() {
+	command -v initdb >/dev/null 2>&1 && return 0
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+install_pkg have_dig bind9-dnsutils
+if [ -z "${MERIDIAN_TEST_DATABASE_URL:-}" ]; then
+	install_pkg have_initdb postgresql
+fi
 
 log "go vet ./..."
 go vet ./...

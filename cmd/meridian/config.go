@@ -29,6 +29,7 @@ const envPrefix = "MERIDIAN"
 type config struct {
 	DNS   dnsConfig   `mapstructure:"dns"`
 	Zones zonesConfig `mapstructure:"zones"`
+	Store storeConfig `mapstructure:"store"`
 	Geo   geoConfig   `mapstructure:"geo"`
 	Log   logConfig   `mapstructure:"log"`
 
@@ -68,6 +69,25 @@ type zonesConfig struct {
 	Files []string `mapstructure:"files"`
 }
 
+// storeConfig is the "store" section: a PostgreSQL database instead of
+// zone files.
+type storeConfig struct {
+	// Database (store.database) is a PostgreSQL URL
+	// (postgres://user:pass@host/db). When set, zones come from the
+	// database (maintained with meridianctl) and zones.files must be
+	// empty. Flag --database.
+	Database string `mapstructure:"database"`
+	// CacheFile (store.cache_file) receives the last data loaded, so that
+	// a server restarted while the database is unreachable still answers.
+	// Empty disables it. A relative path in the config file is resolved
+	// against its directory.
+	CacheFile string `mapstructure:"cache_file"`
+	// PollInterval (store.poll_interval) is how often the data version is
+	// checked when no change notification arrives: the longest a lost
+	// notification delays a change.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+}
+
 // geoConfig is the "geo" section: the GeoIP database that locates clients.
 type geoConfig struct {
 	// Database (geo.database) is a MaxMind-format City or Country file
@@ -100,6 +120,7 @@ func newServeFlags() *pflag.FlagSet {
 	fs.StringArray("zone-file", nil, "zone file to serve (repeatable; .yaml/.yml or RFC 1035 master file)")
 	fs.String("nsid", def.NSID, "NSID to return to clients that ask (RFC 5001)")
 	fs.String("geoip", "", "GeoIP database (MaxMind-format City or Country file)")
+	fs.String("database", "", "PostgreSQL URL to load zones from instead of zone files")
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("log-format", "text", "log format: text or json")
 	return fs
@@ -111,6 +132,7 @@ var flagKeys = map[string]string{
 	"zone-file":  "zones.files",
 	"nsid":       "dns.nsid",
 	"geoip":      "geo.database",
+	"database":   "store.database",
 	"log-level":  "log.level",
 	"log-format": "log.format",
 }
@@ -128,6 +150,9 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dns.tcp_max_connections", def.TCPMaxConns)
 	v.SetDefault("dns.tcp_max_queries", def.TCPMaxQueries)
 	v.SetDefault("zones.files", []string{})
+	v.SetDefault("store.database", "")
+	v.SetDefault("store.cache_file", "")
+	v.SetDefault("store.poll_interval", 5*time.Second)
 	v.SetDefault("geo.database", "")
 	v.SetDefault("geo.reload_interval", 30*time.Second)
 	v.SetDefault("log.level", "info")
@@ -175,6 +200,10 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 		c.Geo.Database != "" && !filepath.IsAbs(c.Geo.Database) {
 		c.Geo.Database = filepath.Join(filepath.Dir(file), c.Geo.Database)
 	}
+	if file != "" && os.Getenv(envPrefix+"_STORE_CACHE_FILE") == "" &&
+		c.Store.CacheFile != "" && !filepath.IsAbs(c.Store.CacheFile) {
+		c.Store.CacheFile = filepath.Join(filepath.Dir(file), c.Store.CacheFile)
+	}
 
 	if err := c.validate(); err != nil {
 		if file != "" {
@@ -193,8 +222,16 @@ func (c *config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: want text or json, got %q", c.Log.Format)
 	}
-	if len(c.Zones.Files) == 0 {
-		return errors.New("zones.files: no zone files (set zones.files or --zone-file)")
+	switch {
+	case c.Store.Database != "" && len(c.Zones.Files) > 0:
+		return errors.New("zones.files and store.database are both set: serve either zone files or the database")
+	case c.Store.Database == "" && len(c.Zones.Files) == 0:
+		return errors.New("zones.files: no zone files (set zones.files or --zone-file, or store.database)")
+	case c.Store.Database == "" && c.Store.CacheFile != "":
+		return errors.New("store.cache_file is set without store.database")
+	}
+	if c.Store.PollInterval <= 0 {
+		return fmt.Errorf("store.poll_interval: must be positive, got %s", c.Store.PollInterval)
 	}
 	for _, f := range c.Zones.Files {
 		if f == "" {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
-	"github.com/meridiandns/meridian/store"
 )
 
 // explainCmd implements "meridian explain NAME --client ADDR[/PREFIX]":
@@ -71,7 +70,12 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // explain builds the server state serve would build, without sockets,
 // and asks it.
 func explain(ctx context.Context, cfg *config, name string, qtype uint16, client netip.Prefix) (*dnsserver.Explanation, error) {
-	d, err := store.NewFiles(cfg.Zones.Files, nil).Load(ctx)
+	st, closeStore, err := openStore(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	d, err := st.Load(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@
 //
 //	meridian serve [--config meridian.yaml] [flags]
 //	meridian explain NAME --client ADDR[/PREFIX] [--type A|AAAA] [flags]
+//	meridian migrate --database URL
 //	meridian version
 package main
 
@@ -32,6 +33,7 @@ type command struct {
 var commands = []command{
 	{"serve", "serve DNS for the configured zones", serveCmd},
 	{"explain", "show how a name is answered for a client, and why", explainCmd},
+	{"migrate", "create or upgrade the schema of a PostgreSQL store", migrateCmd},
 	{"version", "print the version", versionCmd},
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/store/postgres"
 )
 
 // serveCmd implements "meridian serve": it serves the configured zones
@@ -43,7 +44,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	logger := newLogger(stderr, cfg.Log)
-	logger.Info("Starting Meridian", "version", versionString(), "config", cfg.file, "zone_files", cfg.Zones.Files)
+	logger.Info("Starting Meridian", "version", versionString(), "config", cfg.file, "zone_files", cfg.Zones.Files, "database", cfg.Store.Database != "")
 
 	// Take the signals before anything else: SIGHUP's default action
 	// would otherwise kill a process that is still starting.
@@ -66,7 +67,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	if err != nil {
 		return err
 	}
-	st := store.NewFiles(cfg.Zones.Files, logger)
+	st, closeStore, err := openStore(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	r := newReloader(st, srv, logger)
 	var geoDB *geo.DB
 	if cfg.Geo.Database != "" {
@@ -121,6 +126,24 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			}
 		}},
 	)
+}
+
+// openStore returns the configured store: the database, or zone files.
+func openStore(cfg *config, logger *slog.Logger) (store.Store, func(), error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Store.Database == "" {
+		return store.NewFiles(cfg.Zones.Files, logger), func() {}, nil
+	}
+	pg, err := postgres.New(postgres.Options{
+		URL: cfg.Store.Database, CacheFile: cfg.Store.CacheFile,
+		PollInterval: cfg.Store.PollInterval, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pg, pg.Close, nil
 }
 
 // newLogger returns the process logger; cfg has been validated.

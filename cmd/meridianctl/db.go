@@ -1,0 +1,86 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/pflag"
+
+	"github.com/meridiandns/meridian/store/postgres"
+)
+
+// envDatabase names the environment variable holding the database URL
+// when --database is not given.
+const envDatabase = "MERIDIAN_DATABASE_URL"
+
+// flags is the flag set of one command, with --database.
+type flags struct {
+	*pflag.FlagSet
+	database string
+}
+
+// newFlags returns the flags of command name; its usage shows synopsis
+// and about.
+func newFlags(name, synopsis, about string, stderr io.Writer) *flags {
+	f := &flags{FlagSet: pflag.NewFlagSet(name, pflag.ContinueOnError)}
+	f.SetOutput(stderr)
+	f.SortFlags = false
+	f.StringVar(&f.database, "database", "", "PostgreSQL URL (default $"+envDatabase+")")
+	f.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: meridianctl %s %s\n\n%s\n\nFlags:\n%s", name, synopsis, about, f.FlagUsages())
+	}
+	return f
+}
+
+// parse parses args, which take no positional arguments. When it returns
+// false the command is over, with exit code code.
+func (f *flags) parse(args []string, stderr io.Writer) (code int, ok bool) {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0, false
+		}
+		fmt.Fprintf(stderr, "meridianctl %s: %v\n", f.Name(), err)
+		return 2, false
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(stderr, "meridianctl %s: unexpected argument %q\n", f.Name(), f.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
+// fail prints err for command name and returns exit code 1.
+func fail(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)
+	return 1
+}
+
+// connect opens the database named by --database or the environment and
+// refuses it unless its schema is the one this binary knows.
+func (f *flags) connect(ctx context.Context) (*pgx.Conn, error) {
+	url := cmp.Or(f.database, os.Getenv(envDatabase))
+	if url == "" {
+		return nil, fmt.Errorf("no database: give --database URL or set %s", envDatabase)
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	// A tool waiting for minutes on an unreachable host helps nobody.
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 10*time.Second)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := postgres.CheckSchema(ctx, conn); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return conn, nil
+}

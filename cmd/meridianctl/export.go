@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/meridiandns/meridian/store/postgres"
+	"github.com/meridiandns/meridian/zones"
+)
+
+// exportCmd implements "meridianctl export": it writes the zones of the
+// database as YAML zone files that "meridianctl apply" reads back.
+func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("export", "-o DIR [--zone ZONE] [flags]",
+		"Write each zone of the database to DIR/<zone>.yaml in the YAML zone format. Health is\n"+
+			"left out: it belongs to the checkers, and a file that said up or down would override\n"+
+			"them when applied again. Admin states are kept.", stderr)
+	dir := f.StringP("output", "o", "", "directory to write the zone files to (created if missing)")
+	zone := f.String("zone", "", "export only this zone")
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	if *dir == "" {
+		f.Usage()
+		return 2
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, "export", err)
+	}
+	defer conn.Close(context.Background())
+	zs, err := readZones(ctx, conn, *zone)
+	if err != nil {
+		return fail(stderr, "export", err)
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fail(stderr, "export", err)
+	}
+	for _, z := range zs {
+		path, err := writeZone(*dir, z)
+		if err != nil {
+			return fail(stderr, "export", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", path)
+	}
+	return 0
+}
+
+// readZones reads every zone, or only zone, in one consistent snapshot,
+// by origin.
+func readZones(ctx context.Context, conn *pgx.Conn, zone string) ([]*zones.Zone, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	byID, err := postgres.ReadZones(ctx, tx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var zs []*zones.Zone
+	for _, z := range byID {
+		if zone == "" || z.Origin == zones.CanonicalName(zone) {
+			zs = append(zs, z)
+		}
+	}
+	if zone != "" && len(zs) == 0 {
+		return nil, fmt.Errorf("no zone %s in the database", zones.CanonicalName(zone))
+	}
+	slices.SortFunc(zs, func(a, b *zones.Zone) int { return strings.Compare(a.Origin, b.Origin) })
+	return zs, nil
+}
+
+// writeZone writes z to dir/<origin>.yaml, replacing the file atomically
+// so that an interrupted export never leaves half a zone behind.
+func writeZone(dir string, z *zones.Zone) (string, error) {
+	name := strings.TrimSuffix(z.Origin, ".")
+	if name == "" {
+		name = "root"
+	}
+	// An origin is data from the database: it must not reach outside dir.
+	if strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("zone %s: origin not usable as a file name", z.Origin)
+	}
+	for i := range z.Pools {
+		for j := range z.Pools[i].Endpoints {
+			z.Pools[i].Endpoints[j].Health = zones.HealthUnknown
+		}
+	}
+	data, err := zones.FormatYAML(z)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name+".yaml")
+	tmp, err := os.CreateTemp(dir, "."+name+".yaml.*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	return path, nil
+}

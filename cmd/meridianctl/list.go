@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/meridiandns/meridian/store/postgres"
+)
+
+// zonesCmd implements "meridianctl zones".
+func zonesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("zones", "[flags]", "List the zones with their SOA serial and what they hold.", stderr)
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, "zones", err)
+	}
+	defer conn.Close(context.Background())
+	zs, err := postgres.ListZones(ctx, conn)
+	if err != nil {
+		return fail(stderr, "zones", err)
+	}
+	tw := table(stdout, "ZONE", "SERIAL", "RECORDS", "DATACENTERS", "POOLS", "ENDPOINTS")
+	for _, z := range zs {
+		row(tw, z.Origin, z.Serial, z.Records, z.Datacenters, z.Pools, z.Endpoints)
+	}
+	return flush(tw, stderr, "zones")
+}
+
+// poolsCmd implements "meridianctl pools".
+func poolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("pools", "[--zone ZONE] [flags]",
+		"List the pools with their endpoints counted by state. ELIGIBLE endpoints are those\n"+
+			"answered in normal operation: active and up, or unknown when unknown_is_up.", stderr)
+	zone := f.String("zone", "", "list only the pools of this zone")
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, "pools", err)
+	}
+	defer conn.Close(context.Background())
+	ps, err := postgres.ListPools(ctx, conn, *zone)
+	if err != nil {
+		return fail(stderr, "pools", err)
+	}
+	tw := table(stdout, "ZONE", "POOL", "TTL", "MAX", "GEO", "ALL DOWN", "ENDPOINTS", "ACTIVE", "UP", "DOWN", "ELIGIBLE")
+	for _, p := range ps {
+		row(tw, p.Zone, p.Name, p.TTL, p.MaxAnswers, p.Geo, p.WhenAllDown, p.Endpoints, p.Active, p.Up, p.Down, p.Eligible)
+	}
+	return flush(tw, stderr, "pools")
+}
+
+// endpointsCmd implements "meridianctl endpoints".
+func endpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("endpoints", "[--pool POOL] [flags]",
+		"List the endpoints with their admin state and health, each with its reason.", stderr)
+	pool := f.String("pool", "", "list only the endpoints of this pool (fully qualified name)")
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, "endpoints", err)
+	}
+	defer conn.Close(context.Background())
+	es, err := postgres.ListEndpoints(ctx, conn, *pool)
+	if err != nil {
+		return fail(stderr, "endpoints", err)
+	}
+	tw := table(stdout, "POOL", "ADDRESS", "DATACENTER", "WEIGHT", "ADMIN", "HEALTH", "ELIGIBLE", "HEALTH SINCE", "REASONS")
+	for _, e := range es {
+		row(tw, e.Pool, e.Addr, e.Datacenter, e.Weight, e.Admin, e.Health, yesNo(e.Eligible), when(e.HealthUpdated), reasons(e.AdminReason, e.HealthReason))
+	}
+	return flush(tw, stderr, "endpoints")
+}
+
+// auditCmd implements "meridianctl audit".
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("audit", "[--limit N] [flags]", "Show the admin state changes, newest first.", stderr)
+	limit := f.Int("limit", 50, "show at most this many entries (0: all)")
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, "audit", err)
+	}
+	defer conn.Close(context.Background())
+	as, err := postgres.AuditLog(ctx, conn, *limit)
+	if err != nil {
+		return fail(stderr, "audit", err)
+	}
+	tw := table(stdout, "AT", "ACTOR", "POOL", "ADDRESS", "CHANGE", "REASON")
+	for _, a := range as {
+		row(tw, when(a.At), a.Actor, a.Pool, a.Addr, a.Old+" -> "+a.New, dash(a.Reason))
+	}
+	return flush(tw, stderr, "audit")
+}
+
+// table starts a table with a header line.
+func table(w io.Writer, header ...any) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row(tw, header...)
+	return tw
+}
+
+func row(tw *tabwriter.Writer, cells ...any) {
+	for i, c := range cells {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c)
+	}
+	fmt.Fprint(tw, "\n")
+}
+
+func flush(tw *tabwriter.Writer, stderr io.Writer, name string) int {
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, name, err)
+	}
+	return 0
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// reasons joins the admin and health reasons of an endpoint.
+func reasons(admin, health string) string {
+	switch {
+	case admin != "" && health != "":
+		return "admin: " + admin + "; health: " + health
+	case admin != "":
+		return "admin: " + admin
+	case health != "":
+		return "health: " + health
+	}
+	return "-"
+}

@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/zones"
+)
+
+// cacheFile is the last data loaded from the database, written so that a
+// server restarted while the database is unreachable can still answer.
+// Zones are kept in the YAML zone format, which is reviewed and tested as
+// the export format, rather than in an encoding of the internal types.
+type cacheFile struct {
+	Version uint64      `json:"version"`
+	Written time.Time   `json:"written"`
+	Zones   []cacheZone `json:"zones"`
+}
+
+type cacheZone struct {
+	Origin string `json:"origin"`
+	YAML   string `json:"yaml"`
+}
+
+// writeCache replaces the cache file with d, atomically (write, then
+// rename), so a crash never leaves half a file. Failing to write it is
+// logged, not fatal: the server is answering either way.
+func (s *Store) writeCache(d *store.Data) {
+	if s.opts.CacheFile == "" {
+		return
+	}
+	if err := writeCache(s.opts.CacheFile, d); err != nil {
+		s.opts.Logger.Warn("Could not write the cache file", "file", s.opts.CacheFile, "err", err)
+	}
+}
+
+func writeCache(path string, d *store.Data) error {
+	c := cacheFile{Version: d.Version, Written: time.Now().UTC()}
+	for _, z := range d.Zones {
+		y, err := zones.FormatYAML(z)
+		if err != nil {
+			return err
+		}
+		c.Zones = append(c.Zones, cacheZone{Origin: z.Origin, YAML: string(y)})
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("postgres: cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("postgres: cache: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("postgres: cache: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("postgres: cache: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("postgres: cache: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("postgres: cache: %w", err)
+	}
+	return nil
+}
+
+// readCache loads a cache file, validating every zone as a zone file is.
+func readCache(path string) (*store.Data, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: cache: %w", err)
+	}
+	var c cacheFile
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("postgres: cache %s: %w", path, err)
+	}
+	d := &store.Data{Version: c.Version}
+	for _, cz := range c.Zones {
+		z, err := zones.Parse([]byte(cz.YAML), path+"#"+cz.Origin+"yaml")
+		if err != nil {
+			return nil, fmt.Errorf("postgres: cache: %w", err)
+		}
+		d.Zones = append(d.Zones, z)
+	}
+	return d, nil
+}

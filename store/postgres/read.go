@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/zones"
+)
+
+// Querier is what reading needs: a transaction or a connection.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// RuleJSON is a topology rule as stored in pools.rules.
+type RuleJSON struct {
+	CIDR        []string `json:"cidr,omitempty"`
+	Country     []string `json:"country,omitempty"`
+	Continent   []string `json:"continent,omitempty"`
+	Datacenters []string `json:"datacenters"`
+}
+
+// Source names a zone read from the database in error messages.
+func Source(origin string) string { return "postgres:" + origin }
+
+// ReadZones reads the zones with the given ids, or every zone when ids is
+// nil, keyed by id. Ids that no longer exist are simply absent. Call it
+// inside one REPEATABLE READ transaction to get a consistent picture.
+func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zone, error) {
+	var rows pgx.Rows
+	var err error
+	if ids == nil {
+		rows, err = q.Query(ctx, "SELECT id, origin FROM zones ORDER BY origin")
+	} else {
+		rows, err = q.Query(ctx, "SELECT id, origin FROM zones WHERE id = ANY($1) ORDER BY origin", ids)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read zones: %w", err)
+	}
+	out := map[int64]*zones.Zone{}
+	ids = ids[:0:0]
+	for rows.Next() {
+		var id int64
+		var origin string
+		if err := rows.Scan(&id, &origin); err != nil {
+			return nil, fmt.Errorf("postgres: read zones: %w", err)
+		}
+		out[id] = &zones.Zone{Origin: origin, Source: Source(origin)}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read zones: %w", err)
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	for _, read := range []func(context.Context, Querier, []int64, map[int64]*zones.Zone) error{readRecords, readDatacenters, readPools} {
+		if err := read(ctx, q, ids, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func readRecords(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
+	rows, err := q.Query(ctx, "SELECT zone_id, name, type, ttl, rdata FROM records WHERE zone_id = ANY($1) ORDER BY id", ids)
+	if err != nil {
+		return fmt.Errorf("postgres: read records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var zid int64
+		var name, typ, rdata string
+		var ttl int64
+		if err := rows.Scan(&zid, &name, &typ, &ttl, &rdata); err != nil {
+			return fmt.Errorf("postgres: read records: %w", err)
+		}
+		z := out[zid]
+		rr, err := ParseRR(name, uint32(ttl), typ, rdata)
+		if err != nil {
+			return fmt.Errorf("postgres: zone %s: %w", z.Origin, err)
+		}
+		z.Records = append(z.Records, zones.Record{RR: rr})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: read records: %w", err)
+	}
+	return nil
+}
+
+// ParseRR builds a record from its stored columns.
+func ParseRR(name string, ttl uint32, typ, rdata string) (dns.RR, error) {
+	rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", name, ttl, typ, rdata))
+	if err != nil {
+		return nil, fmt.Errorf("record %s %s %q: %w", name, typ, rdata, err)
+	}
+	if rr == nil {
+		return nil, fmt.Errorf("record %s %s %q: no data", name, typ, rdata)
+	}
+	return rr, nil
+}
+
+// RData returns a record's data in presentation format, as stored.
+func RData(rr dns.RR) string {
+	s := rr.String()
+	return s[len(rr.Header().String()):]
+}
+
+func readDatacenters(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
+	rows, err := q.Query(ctx, "SELECT zone_id, name, lat, lon, country, continent FROM datacenters WHERE zone_id = ANY($1) ORDER BY id", ids)
+	if err != nil {
+		return fmt.Errorf("postgres: read datacenters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var zid int64
+		var dc zones.Datacenter
+		if err := rows.Scan(&zid, &dc.Name, &dc.Lat, &dc.Lon, &dc.Country, &dc.Continent); err != nil {
+			return fmt.Errorf("postgres: read datacenters: %w", err)
+		}
+		out[zid].Datacenters = append(out[zid].Datacenters, dc)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: read datacenters: %w", err)
+	}
+	return nil
+}
+
+func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
+	rows, err := q.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules
+		FROM pools WHERE zone_id = ANY($1) ORDER BY id`, ids)
+	if err != nil {
+		return fmt.Errorf("postgres: read pools: %w", err)
+	}
+	type loc struct {
+		zone  int64
+		index int
+	}
+	byID := map[int64]loc{}
+	var poolIDs []int64
+	for rows.Next() {
+		var id, zid int64
+		var name, geo, allDown string
+		var ttl, maxAnswers, spill int32
+		var sticky, unknownUp bool
+		var bias map[string]float64
+		var rules []RuleJSON
+		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: read pools: %w", err)
+		}
+		z := out[zid]
+		p := zones.NewPool(name)
+		p.TTL, p.MaxAnswers, p.Sticky, p.Spill, p.UnknownIsUp = uint32(ttl), int(maxAnswers), sticky, int(spill), unknownUp
+		if len(bias) > 0 {
+			p.Bias = bias
+		}
+		var err error
+		if p.Geo, err = zones.ParseGeoMode(geo); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: zone %s pool %s: %w", z.Origin, name, err)
+		}
+		if p.WhenAllDown, p.FallbackTo, err = zones.ParseAllDown(allDown, z.Origin); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: zone %s pool %s: %w", z.Origin, name, err)
+		}
+		for _, r := range rules {
+			rule := zones.Rule{Countries: r.Country, Continents: r.Continent, Datacenters: r.Datacenters}
+			for _, c := range r.CIDR {
+				pfx, err := netip.ParsePrefix(c)
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("postgres: zone %s pool %s: bad CIDR %q", z.Origin, name, c)
+				}
+				rule.CIDRs = append(rule.CIDRs, pfx)
+			}
+			p.Rules = append(p.Rules, rule)
+		}
+		byID[id] = loc{zid, len(z.Pools)}
+		poolIDs = append(poolIDs, id)
+		z.Pools = append(z.Pools, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: read pools: %w", err)
+	}
+	if len(poolIDs) == 0 {
+		return nil
+	}
+	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown')
+		FROM endpoints e LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
+		WHERE e.pool_id = ANY($1) ORDER BY e.id`, poolIDs)
+	if err != nil {
+		return fmt.Errorf("postgres: read endpoints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int64
+		var addr netip.Addr
+		var e zones.Endpoint
+		var weight int32
+		var admin, health string
+		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health); err != nil {
+			return fmt.Errorf("postgres: read endpoints: %w", err)
+		}
+		l := byID[pid]
+		p := &out[l.zone].Pools[l.index]
+		e.Addr, e.Weight = addr, uint32(weight)
+		var err error
+		if e.Admin, err = zones.ParseAdminState(admin); err != nil {
+			return fmt.Errorf("postgres: pool %s endpoint %s: %w", p.Name, addr, err)
+		}
+		if e.Health, err = zones.ParseHealthState(health); err != nil {
+			return fmt.Errorf("postgres: pool %s endpoint %s: %w", p.Name, addr, err)
+		}
+		p.Endpoints = append(p.Endpoints, e)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: read endpoints: %w", err)
+	}
+	return nil
+}

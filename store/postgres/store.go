@@ -1,0 +1,300 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/zones"
+)
+
+// channel is the LISTEN/NOTIFY channel of the change log; a notification's
+// payload is the new version.
+const channel = "meridian_changes"
+
+// Options configure a Store.
+type Options struct {
+	// URL is the database, as a libpq URL or key=value string.
+	URL string
+	// CacheFile, when set, receives the last data loaded, so that a server
+	// started while the database is unreachable still answers.
+	CacheFile string
+	// PollInterval is how often the version is checked when no
+	// notification arrives, which bounds how long a lost notification can
+	// delay a change. Default 5s.
+	PollInterval time.Duration
+	// MaxBackoff caps the wait between reconnection attempts. Default 5s.
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+}
+
+// Store is the PostgreSQL store.Store. It keeps the zones it has read and,
+// after the first load, rereads only the zones the change log names.
+type Store struct {
+	opts Options
+	cfg  *pgx.ConnConfig
+
+	mu      sync.Mutex // serialises Load
+	conn    *pgx.Conn  // for loads; nil until connected or after a failure
+	zones   map[int64]*zones.Zone
+	version uint64 // of zones; 0 before the first load from the database
+
+	applied  atomic.Uint64 // version last returned by Load, for Watch's polls
+	degraded atomic.Bool
+	reason   atomic.Pointer[string]
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store for opts. It does not connect: a server must be able
+// to start (from its cache file) while the database is away.
+func New(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 5 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Second
+	}
+	cfg, err := pgx.ParseConfig(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: database URL: %w", err)
+	}
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 5*time.Second)
+	// A cancelled wait for a notification should just stop waiting, not
+	// send the server a cancel request over a new connection.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	return &Store{opts: opts, cfg: cfg}, nil
+}
+
+// Close releases the connection.
+func (s *Store) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.Close(context.Background())
+		s.conn = nil
+	}
+}
+
+// Degraded reports whether the database is unreachable (the server then
+// answers from its last snapshot) and why.
+func (s *Store) Degraded() (bool, string) {
+	if !s.degraded.Load() {
+		return false, ""
+	}
+	if r := s.reason.Load(); r != nil {
+		return true, *r
+	}
+	return true, ""
+}
+
+func (s *Store) setDegraded(err error) {
+	msg := err.Error()
+	s.reason.Store(&msg)
+	if !s.degraded.Swap(true) {
+		s.opts.Logger.Error("PostgreSQL unreachable: serving the last snapshot until it returns", "err", err)
+	}
+}
+
+func (s *Store) setHealthy() {
+	if s.degraded.Swap(false) {
+		s.opts.Logger.Info("PostgreSQL reachable again")
+	}
+}
+
+// Load implements store.Store. The first load reads every zone; later ones
+// read the change log since the last load and reread only the zones it
+// names, all in one read-only REPEATABLE READ transaction, so the result
+// is one consistent version. When the database cannot be reached before
+// anything was loaded from it, the cache file is served instead.
+func (s *Store) Load(ctx context.Context) (*store.Data, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.load(ctx)
+	if err == nil {
+		s.setHealthy()
+		s.applied.Store(d.Version)
+		s.writeCache(d)
+		return d, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	if s.conn != nil {
+		s.conn.Close(context.Background())
+		s.conn = nil
+	}
+	var se *schemaError
+	if errors.As(err, &se) {
+		return nil, err // not an outage: a cache would hide a real problem
+	}
+	s.setDegraded(err)
+	if s.zones == nil && s.opts.CacheFile != "" {
+		c, cerr := readCache(s.opts.CacheFile)
+		if cerr != nil {
+			return nil, fmt.Errorf("%w (and the cache file: %w)", err, cerr)
+		}
+		s.opts.Logger.Warn("Serving the cache file until PostgreSQL is reachable", "file", s.opts.CacheFile, "version", c.Version, "zones", len(c.Zones))
+		return c, nil
+	}
+	return nil, err
+}
+
+// schemaError marks a database whose schema this binary cannot use.
+type schemaError struct{ err error }
+
+func (e *schemaError) Error() string { return e.err.Error() }
+func (e *schemaError) Unwrap() error { return e.err }
+
+func (s *Store) connect(ctx context.Context) (*pgx.Conn, error) {
+	if s.conn != nil && !s.conn.IsClosed() {
+		return s.conn, nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := CheckSchema(ctx, conn); err != nil {
+		conn.Close(context.Background())
+		return nil, &schemaError{err}
+	}
+	s.conn = conn
+	return conn, nil
+}
+
+func (s *Store) load(ctx context.Context) (*store.Data, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	var v int64
+	if err := tx.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&v); err != nil {
+		return nil, fmt.Errorf("postgres: read version: %w", err)
+	}
+	version := uint64(v)
+	next := s.zones
+	switch {
+	case s.zones == nil:
+		if next, err = ReadZones(ctx, tx, nil); err != nil {
+			return nil, err
+		}
+	case version < s.version:
+		// A database restored from an older backup, say: serving it would
+		// move versions backwards, which servers refuse anyway.
+		return nil, fmt.Errorf("postgres: database version %d is older than the %d already loaded; refusing to go back", version, s.version)
+	case version > s.version:
+		rows, err := tx.Query(ctx, "SELECT DISTINCT zone_id FROM changes WHERE version > $1 AND version <= $2", int64(s.version), v)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: read change log: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("postgres: read change log: %w", err)
+		}
+		changed, err := ReadZones(ctx, tx, ids)
+		if err != nil {
+			return nil, err
+		}
+		next = maps.Clone(s.zones)
+		for _, id := range ids {
+			if z, ok := changed[id]; ok {
+				next[id] = z
+			} else {
+				delete(next, id) // the zone was deleted
+			}
+		}
+		s.opts.Logger.Debug("Applied changes", "from", s.version, "to", version, "zones", len(ids))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: commit: %w", err)
+	}
+	s.zones, s.version = next, version
+	d := &store.Data{Version: version}
+	for _, z := range next {
+		d.Zones = append(d.Zones, z)
+	}
+	slices.SortFunc(d.Zones, func(a, b *zones.Zone) int { return cmp.Compare(a.Origin, b.Origin) })
+	return d, nil
+}
+
+// Watch implements store.Store. It listens for change notifications on a
+// connection of its own and reports a change for each; when none arrives
+// for PollInterval it compares the database version with the last one
+// loaded, so a lost notification costs at most one interval. When the
+// connection fails it reconnects with backoff and reports a change once
+// back, so the caller catches up on whatever happened meanwhile. It returns
+// only when ctx is done.
+func (s *Store) Watch(ctx context.Context, changed func()) error {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listen(ctx, changed, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			break
+		}
+		s.setDegraded(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.opts.MaxBackoff)
+	}
+	return nil
+}
+
+// listen runs one LISTEN connection until it fails or ctx is done.
+func (s *Store) listen(ctx context.Context, changed, connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	if err != nil {
+		return fmt.Errorf("postgres: listen: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+		return fmt.Errorf("postgres: listen: %w", err)
+	}
+	connected()
+	changed() // anything may have changed while nobody listened
+	for {
+		wctx, cancel := context.WithTimeout(ctx, s.opts.PollInterval)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			changed()
+		case pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded):
+			var v int64
+			if err := conn.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&v); err != nil {
+				return fmt.Errorf("postgres: poll version: %w", err)
+			}
+			if uint64(v) != s.applied.Load() {
+				s.opts.Logger.Info("Change found by polling (notification lost?)", "version", v, "loaded", s.applied.Load())
+				changed()
+			}
+		default:
+			return fmt.Errorf("postgres: wait for notification: %w", err)
+		}
+	}
+}
