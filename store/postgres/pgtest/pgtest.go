@@ -61,8 +61,12 @@ var (
 )
 
 // Main runs the tests and then stops the throwaway cluster, if any test
-// started one. Call it from TestMain of every package that uses NewDB.
-func Main(m *testing.M) {
+// started one, and exits. Call it from TestMain of every package that uses
+// NewDB.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with cleanup of its own.
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	sharedMu.Lock()
@@ -76,7 +80,7 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDB creates a fresh, empty database for t and returns its URL. The

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,6 +22,8 @@ type Proxy struct {
 	ctx    context.Context // cancelled on cleanup, aborting dials
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	sent atomic.Int64 // bytes from clients to the server
 
 	mu     sync.Mutex
 	cut    bool
@@ -43,6 +46,10 @@ func NewProxy(t testing.TB, targetHostPort string) *Proxy {
 	t.Cleanup(p.close)
 	return p
 }
+
+// Sent returns how many bytes clients have sent to the server so far.
+// Tests use it to show that something sent nothing at all.
+func (p *Proxy) Sent() int64 { return p.sent.Load() }
 
 // Addr returns the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
@@ -117,7 +124,7 @@ func (p *Proxy) forward(client net.Conn) {
 	}
 	defer p.untrack(server)
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(server, client); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(countingWriter{server, &p.sent}, client); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(client, server); done <- struct{}{} }()
 	<-done
 	// Closing both ends stops the other copy.
@@ -166,4 +173,16 @@ func (p *Proxy) close() {
 	case <-time.After(10 * time.Second):
 		p.t.Errorf("pgtest: proxy to %s: connections still open 10s after closing", p.target)
 	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
 }
