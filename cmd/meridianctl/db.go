@@ -16,8 +16,9 @@ import (
 )
 
 // envDatabase names the environment variable holding the database URL
-// when --database is not given.
-const envDatabase = "MERIDIAN_DATABASE_URL"
+// when --database is not given: the same one "meridian serve" reads for
+// store.database, so one setting serves both.
+const envDatabase = "MERIDIAN_STORE_DATABASE"
 
 // flags is the flag set of one command, with --database.
 type flags struct {

@@ -13,7 +13,7 @@
 //	meridianctl audit [--limit N]
 //	meridianctl drain|disable|enable --pool POOL --address ADDR --reason TEXT
 //
-// Every command takes --database URL, by default $MERIDIAN_DATABASE_URL,
+// Every command takes --database URL, by default $MERIDIAN_STORE_DATABASE,
 // and refuses a database whose schema it does not know ("meridian
 // migrate" creates and upgrades it).
 package main

@@ -217,7 +217,7 @@ func TestDatabaseErrors(t *testing.T) {
 	}{
 		{"unreachable", []string{"zones", "--database", closed}, 1, []string{"meridianctl zones: postgres: connect:", l.Addr().String(), "refused"}},
 		{"no schema", []string{"endpoints", "--database", pgtest.NewDB(t)}, 1, []string{"meridianctl endpoints: ", "no Meridian schema", "meridian migrate"}},
-		{"no database", []string{"pools"}, 1, []string{"no database: give --database URL or set MERIDIAN_DATABASE_URL"}},
+		{"no database", []string{"pools"}, 1, []string{"no database: give --database URL or set MERIDIAN_STORE_DATABASE"}},
 		{"bad URL", []string{"audit", "--database", "postgres://x:y@[bad"}, 1, []string{"meridianctl audit: database URL:"}},
 		{"apply without files", []string{"apply"}, 2, []string{"Usage: meridianctl apply"}},
 		{"missing file", []string{"apply", "-f", "no-such-file.yaml", "--database", closed}, 1, []string{"no-such-file.yaml: no such file"}},

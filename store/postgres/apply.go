@@ -614,6 +614,12 @@ func (p *zonePlan) updateEndpoint(pool string, addr netip.Addr, h, w *endpointRo
 	if p.settingChanges(what+":", hs, ws) {
 		reason := h.adminReason
 		if h.admin != w.admin {
+			// An operator's drain or disable (meridianctl, the agent API)
+			// is an operational decision that a routine apply of files,
+			// which mostly just say "active", must not undo unnoticed.
+			if h.admin != "active" && h.adminReason != fileReason {
+				p.refuse("would make %s %s, undoing an operator's %s (%q); use meridianctl enable", what, w.admin, h.admin, h.adminReason)
+			}
 			reason = fileReason
 			p.upd = append(p.upd, stmt{"audit " + what,
 				"INSERT INTO admin_audit (actor, zone, pool, address, old_state, new_state, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",

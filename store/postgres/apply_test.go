@@ -364,6 +364,37 @@ func TestApplyKeepsHealth(t *testing.T) {
 	}
 }
 
+// TestApplyKeepsOperatorDrain checks that files, which mostly leave admin
+// state at its default, do not undo an operator's drain unnoticed.
+func TestApplyKeepsOperatorDrain(t *testing.T) {
+	conn := applyDB(t)
+	ctx := context.Background()
+	base := []*zones.Zone{yamlZone(t, baseYAML)}
+	mustApply(t, conn, base, postgres.ApplyOptions{})
+	addr := netip.MustParseAddr("192.0.2.11")
+	if _, err := postgres.SetAdmin(ctx, conn, "www.example.org.", addr, zones.AdminDrain, "kernel upgrade", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := postgres.Apply(ctx, conn, base, postgres.ApplyOptions{})
+	var refused *postgres.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), `undoing an operator's drain ("kernel upgrade")`) {
+		t.Fatalf("apply over an operator's drain: %v, want a refusal", err)
+	}
+	es, err := postgres.ListEndpoints(ctx, conn, "www.example.org.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Addr == addr && e.Admin != zones.AdminDrain {
+			t.Errorf("refused apply changed the drain to %s", e.Admin)
+		}
+	}
+	// Forced, the files win.
+	if _, err := postgres.Apply(ctx, conn, base, postgres.ApplyOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestApplyDryRun checks that a dry run reports the diff and changes
 // nothing.
 func TestApplyDryRun(t *testing.T) {
