@@ -270,7 +270,7 @@ func TestTCPPipelining(t *testing.T) {
 }
 
 func TestTCPIdleTimeoutAndLimits(t *testing.T) {
-	_, addr := startServer(t, Config{TCPIdleTimeout: 200 * time.Millisecond, TCPMaxConns: 2, TCPMaxQueries: 2}, testSnapshot(t, 1))
+	srv, addr := startServer(t, Config{TCPIdleTimeout: 200 * time.Millisecond, TCPMaxConns: 2, TCPMaxQueries: 2}, testSnapshot(t, 1))
 
 	t.Run("idle connection closed", func(t *testing.T) {
 		c, err := net.Dial("tcp", addr)
@@ -308,6 +308,11 @@ func TestTCPIdleTimeoutAndLimits(t *testing.T) {
 		}
 	})
 	t.Run("connection cap", func(t *testing.T) {
+		// Connections of the subtests before count until the server has
+		// seen them close.
+		for deadline := time.Now().Add(3 * time.Second); srv.tcpOpen.Load() != 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		var held []net.Conn
 		defer func() {
 			for _, c := range held {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/miekg/dns"
 
@@ -105,6 +106,30 @@ func (s *Server) Listen() error {
 }
 
 func (s *Server) listen(addr string) error {
+	// With port 0 the kernel picks a port free for UDP, which another
+	// process may hold for TCP: then pick again, a few times.
+	for try := 0; ; try++ {
+		udp, tcp := len(s.udp), len(s.tcp)
+		err := s.listenOnce(addr)
+		if err == nil || try == 10 || !errors.Is(err, syscall.EADDRINUSE) || !portZero(addr) {
+			return err
+		}
+		for _, c := range s.udp[udp:] {
+			c.Close()
+		}
+		for _, l := range s.tcp[tcp:] {
+			l.Close()
+		}
+		s.udp, s.tcp = s.udp[:udp], s.tcp[:tcp]
+	}
+}
+
+func portZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+func (s *Server) listenOnce(addr string) error {
 	lc := net.ListenConfig{Control: reusePort}
 	ctx := context.Background()
 	first, err := lc.ListenPacket(ctx, "udp", addr)

@@ -279,15 +279,15 @@ func validatePools(z *Zone, errs Errors) Errors {
 			}
 		}
 	}
-	// Fallback chains must end in a pool that exists, without loops, and
-	// a fallback must serve every family its pool serves.
+	// Fallback chains must end in a pool that exists, without loops.
 	for _, p := range z.Pools {
+		// A fallback of the other family only is a mix-up: it could never
+		// answer. (One lacking a family the pool also serves answers NODATA
+		// for that family, which clients survive on the other.)
 		if next := pools[p.FallbackTo]; p.WhenAllDown == Fallback && next != nil {
 			have, fb := families(p.Endpoints), families(next.Endpoints)
-			for f, name := range []string{"IPv4", "IPv6"} {
-				if have[f] && !fb[f] {
-					add(p.Line, "pool %s has %s endpoints but its fallback %s has none", p.Name, name, next.Name)
-				}
+			if !(have[0] && fb[0]) && !(have[1] && fb[1]) {
+				add(p.Line, "pool %s: fallback %s has no endpoint of the pool's address family", p.Name, next.Name)
 			}
 		}
 		seen := map[string]bool{p.Name: true}
