@@ -21,43 +21,57 @@ type state struct {
 // continent rule that matches there. Precomputing it at load is what keeps
 // a geo answer as cheap as a static one (gdnsd does the same).
 type orderTable struct {
-	nDC   int
-	order []uint8 // location i: order[i*nDC : (i+1)*nDC]
-	rule  []int16 // location i: index of the first matching rule, or -1
+	geometry string // of the pools it serves (zones.CompiledPool.Geometry)
+	nDC      int
+	order    []uint8 // location i: order[i*nDC : (i+1)*nDC]
+	rule     []int16 // location i: index of the first matching rule, or -1
 }
 
-// tableKey identifies a table: geometry on one database.
-type tableKey struct {
-	db       *geo.DB
-	geometry string
-}
-
-// buildState compiles the state for snap and db, reusing tables of the
-// previous state whose geometry and database are unchanged, so that a
-// health change does not recompute orderings.
+// buildState compiles the state for snap and db, reusing the tables of
+// the previous state where the pool's geometry and the database are
+// unchanged, so that a health change or a change in one zone of many does
+// not recompute orderings. Pools of zones that Rebuild took over keep
+// their Index, so their table is found at once.
 func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 	st := &state{snap: snap, db: db}
 	if snap == nil || db == nil {
 		return st
 	}
-	cache := map[tableKey]*orderTable{}
-	if prev != nil && prev.snap != nil && prev.db == db {
-		for _, p := range prev.snap.Pools() {
-			if t := prev.tables[p.Index]; t != nil {
-				cache[tableKey{db, p.Geometry}] = t
-			}
-		}
+	if prev == nil || prev.db != db {
+		prev = nil
 	}
-	st.tables = make([]*orderTable, len(snap.Pools()))
+	st.tables = make([]*orderTable, snap.PoolSlots())
+	var missing []*zones.CompiledPool
 	for _, p := range snap.Pools() {
 		if p.Geo == zones.GeoNone {
 			continue
 		}
-		k := tableKey{db, p.Geometry}
-		t := cache[k]
+		if prev != nil && p.Index < len(prev.tables) {
+			if t := prev.tables[p.Index]; t != nil && t.geometry == p.Geometry {
+				st.tables[p.Index] = t
+				continue
+			}
+		}
+		missing = append(missing, p)
+	}
+	if len(missing) == 0 {
+		return st
+	}
+	// Pools are new or renumbered: share tables by geometry, with those of
+	// the previous state too.
+	cache := map[string]*orderTable{}
+	if prev != nil {
+		for _, t := range prev.tables {
+			if t != nil {
+				cache[t.geometry] = t
+			}
+		}
+	}
+	for _, p := range missing {
+		t := cache[p.Geometry]
 		if t == nil {
 			t = newOrderTable(p, db)
-			cache[k] = t
+			cache[p.Geometry] = t
 		}
 		st.tables[p.Index] = t
 	}
@@ -66,7 +80,7 @@ func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 
 func newOrderTable(p *zones.CompiledPool, db *geo.DB) *orderTable {
 	n := len(p.DCs)
-	t := &orderTable{nDC: n, order: make([]uint8, db.Len()*n), rule: make([]int16, db.Len())}
+	t := &orderTable{geometry: p.Geometry, nDC: n, order: make([]uint8, db.Len()*n), rule: make([]int16, db.Len())}
 	dist := make([]float64, n)
 	for i := 0; i < db.Len(); i++ {
 		loc := db.Location(int32(i))

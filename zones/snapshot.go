@@ -21,16 +21,27 @@ type Snapshot struct {
 
 	zones map[string]*zoneTree // key: lower-case wire-format origin
 	names []string             // origins, sorted, for Zones
-	pools []*CompiledPool      // every pool, by Index
+	pools []*CompiledPool      // every pool
+	// built maps each source zone to its compiled tree, so that Rebuild
+	// reuses the trees of zones that did not change.
+	built map[*Zone]*zoneTree
+	// slots is one more than the highest pool Index.
+	slots int
 }
 
-// Pools returns every pool of the snapshot; pool i has Index i.
+// Pools returns every pool of the snapshot.
 func (s *Snapshot) Pools() []*CompiledPool { return s.pools }
+
+// PoolSlots bounds the pools' Index values: every Index is below it. Slices
+// indexed by pool hold this many entries; indices of pools that are gone
+// stay unused until a full build renumbers them.
+func (s *Snapshot) PoolSlots() int { return s.slots }
 
 // zoneTree is one zone inside a snapshot.
 type zoneTree struct {
 	origin string
 	nodes  map[string]*node // key: lower-case wire name; includes empty non-terminals
+	pools  []*CompiledPool  // the zone's pools, in definition order
 
 	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
 	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)
@@ -129,28 +140,53 @@ func (s *Snapshot) findZone(lname []byte) *zoneTree {
 // version. An error in any zone fails the whole build, so a snapshot is
 // never half built.
 func Build(zs []*Zone, version uint64) (*Snapshot, error) {
-	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs))}
+	return Rebuild(nil, zs, version)
+}
+
+// Rebuild is Build reusing the work of prev: a zone given as the very
+// *Zone that prev was built from is taken over compiled, without being
+// validated or compiled again, so that one change in a large data set
+// costs the changed zones, not the whole set. Callers must not modify a
+// Zone once it has been built (stores hand out new Zones for changed data).
+// When the pool indices left unused by earlier rebuilds outnumber the
+// pools in use, everything is compiled afresh to renumber them.
+func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
+	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs)), built: make(map[*Zone]*zoneTree, len(zs))}
+	if prev != nil && prev.slots > 2*len(prev.pools)+1024 {
+		prev = nil
+	}
+	if prev != nil {
+		s.slots = prev.slots
+	}
 	for _, z := range zs {
-		if err := Validate(z); err != nil {
-			return nil, err
+		var t *zoneTree
+		if prev != nil {
+			t = prev.built[z]
 		}
-		key, err := wireKey(z.Origin)
+		if t == nil {
+			if err := Validate(z); err != nil {
+				return nil, err
+			}
+			var err error
+			if t, err = buildTree(z); err != nil {
+				return nil, err
+			}
+			for _, p := range t.pools {
+				p.Index = s.slots
+				s.slots++
+			}
+		}
+		key, err := wireKey(t.origin)
 		if err != nil {
 			return nil, fmt.Errorf("zones: zone %s: %w", z.Origin, err)
 		}
 		if _, dup := s.zones[key]; dup {
-			return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s is defined twice", z.Origin)}
-		}
-		t, pools, err := buildTree(z)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range pools {
-			p.Index = len(s.pools)
-			s.pools = append(s.pools, p)
+			return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s is defined twice", t.origin)}
 		}
 		s.zones[key] = t
+		s.built[z] = t
 		s.names = append(s.names, t.origin)
+		s.pools = append(s.pools, t.pools...)
 	}
 	sort.Strings(s.names)
 	return s, nil
@@ -174,7 +210,16 @@ func WireName(name string) ([]byte, error) {
 }
 
 // buildTree compiles one validated zone.
-func buildTree(z *Zone) (*zoneTree, []*CompiledPool, error) {
+func buildTree(z *Zone) (*zoneTree, error) {
+	t, pools, err := compileTree(z)
+	if err != nil {
+		return nil, err
+	}
+	t.pools = pools
+	return t, nil
+}
+
+func compileTree(z *Zone) (*zoneTree, []*CompiledPool, error) {
 	t := &zoneTree{origin: CanonicalName(z.Origin), nodes: map[string]*node{}}
 	for _, r := range z.Records {
 		name := CanonicalName(r.RR.Header().Name)

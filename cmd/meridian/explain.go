@@ -79,7 +79,7 @@ func explain(ctx context.Context, cfg *config, name string, qtype uint16, client
 	if err != nil {
 		return nil, err
 	}
-	snap, err := build(d)
+	snap, err := build(nil, d)
 	if err != nil {
 		return nil, err
 	}
