@@ -26,26 +26,63 @@ type cacheZone struct {
 	YAML   string `json:"yaml"`
 }
 
-// writeCache replaces the cache file with d, atomically (write, then
-// rename), so a crash never leaves half a file. Failing to write it is
-// logged, not fatal: the server is answering either way.
+// writeCache hands d to the cache writer, replacing any data it has not
+// written yet: the file is written off the reload path, and after a burst
+// of changes only the last data is written. The writer starts with the
+// first data; Close waits for it to finish.
 func (s *Store) writeCache(d *store.Data) {
-	if s.opts.CacheFile == "" {
+	if s.opts.CacheFile == "" || s.closed {
 		return
 	}
-	if err := writeCache(s.opts.CacheFile, d); err != nil {
-		s.opts.Logger.Warn("Could not write the cache file", "file", s.opts.CacheFile, "err", err)
+	if s.cacheCh == nil {
+		s.cacheCh = make(chan *store.Data, 1)
+		s.cacheDone = make(chan struct{})
+		go s.cacheWriter()
+	}
+	select {
+	case <-s.cacheCh: // superseded
+	default:
+	}
+	s.cacheCh <- d // cannot block: Load, the only sender, holds s.mu
+}
+
+// cacheWriter writes the data it is handed until the channel closes.
+// Zones are formatted once: a change rewrites the file but reformats only
+// the zones that changed.
+func (s *Store) cacheWriter() {
+	defer close(s.cacheDone)
+	memo := map[*zones.Zone]string{}
+	for d := range s.cacheCh {
+		next := make(map[*zones.Zone]string, len(d.Zones))
+		err := writeCache(s.opts.CacheFile, d, func(z *zones.Zone) (string, error) {
+			y, ok := memo[z]
+			if !ok {
+				b, err := zones.FormatYAML(z)
+				if err != nil {
+					return "", err
+				}
+				y = string(b)
+			}
+			next[z] = y
+			return y, nil
+		})
+		memo = next
+		if err != nil {
+			s.opts.Logger.Warn("Could not write the cache file", "file", s.opts.CacheFile, "err", err)
+		}
 	}
 }
 
-func writeCache(path string, d *store.Data) error {
+// writeCache replaces the cache file with d, atomically (write, then
+// rename), so that a crash never leaves half a file.
+func writeCache(path string, d *store.Data, format func(*zones.Zone) (string, error)) error {
 	c := cacheFile{Version: d.Version, Written: time.Now().UTC()}
 	for _, z := range d.Zones {
-		y, err := zones.FormatYAML(z)
+		y, err := format(z)
 		if err != nil {
 			return err
 		}
-		c.Zones = append(c.Zones, cacheZone{Origin: z.Origin, YAML: string(y)})
+		c.Zones = append(c.Zones, cacheZone{Origin: z.Origin, YAML: y})
 	}
 	b, err := json.Marshal(c)
 	if err != nil {

@@ -51,6 +51,10 @@ type Store struct {
 	zones   map[int64]*zones.Zone
 	version uint64 // of zones; 0 before the first load from the database
 
+	closed    bool             // after Close
+	cacheCh   chan *store.Data // to the cache writer; nil until the first write
+	cacheDone chan struct{}    // closed when the cache writer has finished
+
 	applied  atomic.Uint64 // version last returned by Load, for Watch's polls
 	degraded atomic.Bool
 	reason   atomic.Pointer[string]
@@ -83,13 +87,22 @@ func New(opts Options) (*Store, error) {
 	return &Store{opts: opts, cfg: cfg}, nil
 }
 
-// Close releases the connection.
+// Close releases the connection and waits until the last data loaded is
+// in the cache file.
 func (s *Store) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
 	if s.conn != nil {
 		s.conn.Close(context.Background())
 		s.conn = nil
+	}
+	if s.cacheCh != nil {
+		close(s.cacheCh)
+		<-s.cacheDone
 	}
 }
 

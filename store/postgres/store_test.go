@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -325,6 +326,7 @@ func TestOutageAndCache(t *testing.T) {
 	d := load(t, s)
 	n := watch(t, s)
 	waitFor(t, "the report after connecting", 5*time.Second, func() bool { return n.Load() >= 1 })
+	waitFor(t, "the cache file", 5*time.Second, func() bool { _, err := os.Stat(cache); return err == nil })
 
 	proxy.Cut()
 	if _, err := s.Load(context.Background()); err == nil {
