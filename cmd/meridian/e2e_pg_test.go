@@ -23,7 +23,7 @@ import (
 )
 
 // applyExamples loads the example zones into the database at url.
-func applyExamples(t *testing.T, url string, mutate func([]*zones.Zone)) {
+func applyExamples(t testing.TB, url string, mutate func([]*zones.Zone)) {
 	t.Helper()
 	var zs []*zones.Zone
 	for _, f := range []string{"example.com.zone", "example.net.yaml"} {

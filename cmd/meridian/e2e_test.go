@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // meridianBinary builds cmd/meridian once per test run.
-func meridianBinary(t *testing.T) string {
+func meridianBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "meridian-e2e-")
@@ -83,7 +83,7 @@ type meridian struct {
 // startMeridian starts "meridian serve" with args plus JSON logs and waits
 // until it logs that it listens. It is killed at the end of the test if
 // still running.
-func startMeridian(t *testing.T, dir string, env []string, args ...string) *meridian {
+func startMeridian(t testing.TB, dir string, env []string, args ...string) *meridian {
 	t.Helper()
 	bin := meridianBinary(t)
 	m := &meridian{logs: &syncBuffer{}, done: make(chan struct{})}
@@ -150,7 +150,7 @@ func (m *meridian) logLines() []logLine {
 
 // waitLog waits until a log line at or after index from matches and
 // returns it. It fails the test when the process exits first.
-func (m *meridian) waitLog(t *testing.T, from int, timeout time.Duration, match func(logLine) bool) logLine {
+func (m *meridian) waitLog(t testing.TB, from int, timeout time.Duration, match func(logLine) bool) logLine {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -176,7 +176,7 @@ func (m *meridian) nextLogIndex() int {
 	return strings.Count(m.logs.String(), "\n")
 }
 
-func (m *meridian) signal(t *testing.T, sig syscall.Signal) {
+func (m *meridian) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := m.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func (m *meridian) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // stop sends SIGTERM and requires a clean exit within 5 seconds.
-func (m *meridian) stop(t *testing.T) {
+func (m *meridian) stop(t testing.TB) {
 	t.Helper()
 	m.signal(t, syscall.SIGTERM)
 	select {
