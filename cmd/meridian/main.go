@@ -16,25 +16,25 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/meridiandns/meridian/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
 // otherwise the module version is used.
 var version = ""
 
-// command is one subcommand of meridian.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-}
-
-// commands lists the subcommands in the order usage shows them.
-var commands = []command{
-	{"serve", "serve DNS for the configured zones", serveCmd},
-	{"explain", "show how a name is answered for a client, and why", explainCmd},
-	{"migrate", "create or upgrade the schema of a PostgreSQL store", migrateCmd},
-	{"version", "print the version", versionCmd},
+// program lists the subcommands in the order usage shows them.
+var program = &cli.Program{
+	Name:  "meridian",
+	About: "Meridian is an authoritative, GeoIP-aware GSLB DNS server.",
+	Commands: []cli.Command{
+		{Name: "serve", Summary: "serve DNS for the configured zones", Run: serveCmd},
+		{Name: "explain", Summary: "show how a name is answered for a client, and why", Run: explainCmd},
+		{Name: "migrate", Summary: "create or upgrade the schema of a PostgreSQL store", Run: migrateCmd},
+		{Name: "version", Summary: "print the version", Run: versionCmd},
+	},
+	Aliases: map[string]string{"-version": "version", "--version": "version"},
 }
 
 func main() {
@@ -43,33 +43,7 @@ func main() {
 
 // run dispatches to a subcommand and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return 0
-	case "-version", "--version":
-		return versionCmd(ctx, nil, stdout, stderr)
-	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "meridian: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "Meridian is an authoritative, GeoIP-aware GSLB DNS server.\n\nUsage: meridian <command> [flags]\n\nCommands:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(w, "\nRun \"meridian <command> --help\" for the flags of a command.\n")
+	return program.Run(ctx, args, stdout, stderr)
 }
 
 func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {

@@ -20,31 +20,30 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/meridiandns/meridian/internal/cli"
 )
 
-// command is one subcommand of meridianctl.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-}
-
-// commands lists the subcommands in the order usage shows them.
-var commands = []command{
-	{"apply", "make the database hold the zones of zone files", applyCmd},
-	{"export", "write the zones of the database as YAML zone files", exportCmd},
-	{"zones", "list the zones", zonesCmd},
-	{"pools", "list the pools, with endpoint counts by state", poolsCmd},
-	{"endpoints", "list the endpoints, with admin state and health", endpointsCmd},
-	{"audit", "show the log of admin state changes", auditCmd},
-	{"drain", "stop answering an endpoint, for maintenance", adminCmd("drain")},
-	{"disable", "stop answering an endpoint until enabled", adminCmd("disable")},
-	{"enable", "answer a drained or disabled endpoint again", adminCmd("enable")},
+// program lists the subcommands in the order usage shows them.
+var program = &cli.Program{
+	Name:   "meridianctl",
+	About:  "meridianctl manages the zones and endpoints of Meridian's PostgreSQL store.",
+	Footer: "Every command takes --database URL (default $" + envDatabase + ").\n",
+	Commands: []cli.Command{
+		{Name: "apply", Summary: "make the database hold the zones of zone files", Run: applyCmd},
+		{Name: "export", Summary: "write the zones of the database as YAML zone files", Run: exportCmd},
+		{Name: "zones", Summary: "list the zones", Run: zonesCmd},
+		{Name: "pools", Summary: "list the pools, with endpoint counts by state", Run: poolsCmd},
+		{Name: "endpoints", Summary: "list the endpoints, with admin state and health", Run: endpointsCmd},
+		{Name: "audit", Summary: "show the log of admin state changes", Run: auditCmd},
+		{Name: "drain", Summary: "stop answering an endpoint, for maintenance", Run: adminCmd("drain")},
+		{Name: "disable", Summary: "stop answering an endpoint until enabled", Run: adminCmd("disable")},
+		{Name: "enable", Summary: "answer a drained or disabled endpoint again", Run: adminCmd("enable")},
+	},
 }
 
 func main() {
@@ -56,29 +55,5 @@ func main() {
 
 // run dispatches to a subcommand and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return 0
-	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "meridianctl: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "meridianctl manages the zones and endpoints of Meridian's PostgreSQL store.\n\nUsage: meridianctl <command> [flags]\n\nCommands:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(w, "\nEvery command takes --database URL (default $%s).\nRun \"meridianctl <command> --help\" for the flags of a command.\n", envDatabase)
+	return program.Run(ctx, args, stdout, stderr)
 }

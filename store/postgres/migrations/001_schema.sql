@@ -127,70 +127,47 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION meridian_zone_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM meridian_change(OLD.id);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM meridian_change(NEW.id);
-    END IF;
-    RETURN NULL;
-END
+-- meridian_zone_of returns the zone a row of table tbl belongs to, or
+-- NULL when that is gone (a cascade from a deleted pool or zone, which
+-- logs the change itself).
+CREATE FUNCTION meridian_zone_of(tbl name, r jsonb) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT CASE tbl
+        WHEN 'zones' THEN (r->>'id')::bigint
+        WHEN 'endpoints' THEN (SELECT zone_id FROM pools WHERE id = (r->>'pool_id')::bigint)
+        WHEN 'endpoint_health' THEN (SELECT p.zone_id FROM endpoints e JOIN pools p ON p.id = e.pool_id
+                                     WHERE e.id = (r->>'endpoint_id')::bigint)
+        ELSE (r->>'zone_id')::bigint
+    END
 $$;
 
--- For tables with a zone_id column.
-CREATE FUNCTION meridian_row_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- meridian_changed is the trigger of every table: the zones of the old
+-- and the new row changed.
+CREATE FUNCTION meridian_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
-        PERFORM meridian_change(OLD.zone_id);
+        PERFORM meridian_change(meridian_zone_of(TG_TABLE_NAME, to_jsonb(OLD)));
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        PERFORM meridian_change(NEW.zone_id);
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION meridian_endpoint_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM meridian_change((SELECT zone_id FROM pools WHERE id = OLD.pool_id));
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM meridian_change((SELECT zone_id FROM pools WHERE id = NEW.pool_id));
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION meridian_health_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM meridian_change((SELECT p.zone_id FROM endpoints e JOIN pools p ON p.id = e.pool_id WHERE e.id = OLD.endpoint_id));
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM meridian_change((SELECT p.zone_id FROM endpoints e JOIN pools p ON p.id = e.pool_id WHERE e.id = NEW.endpoint_id));
+        PERFORM meridian_change(meridian_zone_of(TG_TABLE_NAME, to_jsonb(NEW)));
     END IF;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER zones_changed AFTER INSERT OR UPDATE OR DELETE ON zones
-    FOR EACH ROW EXECUTE FUNCTION meridian_zone_changed();
+    FOR EACH ROW EXECUTE FUNCTION meridian_changed();
 CREATE TRIGGER records_changed AFTER INSERT OR UPDATE OR DELETE ON records
-    FOR EACH ROW EXECUTE FUNCTION meridian_row_changed();
+    FOR EACH ROW EXECUTE FUNCTION meridian_changed();
 CREATE TRIGGER datacenters_changed AFTER INSERT OR UPDATE OR DELETE ON datacenters
-    FOR EACH ROW EXECUTE FUNCTION meridian_row_changed();
+    FOR EACH ROW EXECUTE FUNCTION meridian_changed();
 CREATE TRIGGER pools_changed AFTER INSERT OR UPDATE OR DELETE ON pools
-    FOR EACH ROW EXECUTE FUNCTION meridian_row_changed();
+    FOR EACH ROW EXECUTE FUNCTION meridian_changed();
 CREATE TRIGGER endpoints_changed AFTER INSERT OR UPDATE OR DELETE ON endpoints
-    FOR EACH ROW EXECUTE FUNCTION meridian_endpoint_changed();
+    FOR EACH ROW EXECUTE FUNCTION meridian_changed();
 CREATE TRIGGER endpoint_health_changed AFTER INSERT OR UPDATE OR DELETE ON endpoint_health
-    FOR EACH ROW EXECUTE FUNCTION meridian_health_changed();
+    FOR EACH ROW EXECUTE FUNCTION meridian_changed();
 
 ---- create above / drop below ----
 
 DROP TABLE changes, admin_audit, endpoint_health, endpoints, pools, datacenters, records, zones, meridian_version;
-DROP FUNCTION meridian_change(bigint), meridian_zone_changed(), meridian_row_changed(),
-    meridian_endpoint_changed(), meridian_health_changed();
+DROP FUNCTION meridian_change(bigint), meridian_zone_of(name, jsonb), meridian_changed();
