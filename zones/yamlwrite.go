@@ -17,8 +17,10 @@ import (
 // FormatYAML renders z in the YAML zone format that ParseYAML reads, for
 // exports and for caching a server's last good data. Reading the result
 // back with Parse gives z again, apart from Line and Source fields and
-// the case of the SOA owner, which the soa mapping always puts at the
-// origin as written there.
+// the case of the SOA owner, which the soa mapping puts at the origin.
+// Names are written as they are, except for characters the loader
+// refuses in names (blanks, ';', '(', ')', '"', a leading '$', bytes
+// that are not UTF-8), which become \DDD escapes of the same name.
 //
 // The output depends on nothing but the zone's content: the SOA is the
 // soa mapping; every other record is in records, in DNS canonical name
@@ -28,10 +30,11 @@ import (
 // YAML 1.1 or 1.2 would read as something else is quoted.
 //
 // FormatYAML refuses, with an error, a zone it cannot write so that it
-// reads back the same: one without an origin or SOA, names that are not
-// fully qualified, records of a type without a mnemonic (TYPE65280: the
-// format has no way to name it) or whose presentation format does not
-// parse back to them, and pool settings the loader would reject.
+// reads back the same: one without an origin or SOA, an SOA owner that
+// is not the origin, names that are not fully qualified, records of a
+// type without a mnemonic (TYPE65280: the format cannot name it) or whose
+// presentation format does not parse back to them, and pool settings the
+// loader would reject.
 func FormatYAML(z *Zone) ([]byte, error) {
 	if z == nil {
 		return nil, errors.New("zones: format: nil zone")
@@ -62,13 +65,8 @@ func yamlDocument(z *Zone) (*yaml.Node, error) {
 	if _, ok := dns.IsDomainName(canon); !ok {
 		return nil, fmt.Errorf("bad origin %q", z.Origin)
 	}
-	// A leading '$' must be escaped, but the origin is also the tail of
-	// every name in the zone, where it is written as it is: the two
-	// spellings would no longer match.
-	if strings.HasPrefix(canon, "$") {
-		return nil, fmt.Errorf("origin %q starts with '$'", z.Origin)
-	}
-	origin, err := yamlName(canon)
+	nm := namer{canon: canon}
+	origin, err := nm.spell(canon)
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
@@ -87,13 +85,13 @@ func yamlDocument(z *Zone) (*yaml.Node, error) {
 	if soa < 0 {
 		return nil, errors.New("zone has no SOA record")
 	}
-	soaNode, err := yamlSOA(z.Records[soa].RR.(*dns.SOA), canon, origin)
+	soaNode, err := yamlSOA(nm, z.Records[soa].RR.(*dns.SOA), origin)
 	if err != nil {
 		return nil, err
 	}
 	addPair(doc, "soa", soaNode)
 
-	records, err := yamlRecords(z.Records, soa, origin)
+	records, err := yamlRecords(nm, z.Records, soa, origin)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +112,7 @@ func yamlDocument(z *Zone) (*yaml.Node, error) {
 	if len(z.Pools) > 0 {
 		pools := sequenceNode(false)
 		for i := range z.Pools {
-			n, err := yamlPool(&z.Pools[i])
+			n, err := yamlPool(nm, &z.Pools[i])
 			if err != nil {
 				return nil, err
 			}
@@ -126,22 +124,21 @@ func yamlDocument(z *Zone) (*yaml.Node, error) {
 }
 
 // yamlSOA writes the SOA as the soa mapping, checking that the loader's
-// reading of it, an SOA at origin, is the record. canon is the zone's
-// origin, origin the loader's.
-func yamlSOA(soa *dns.SOA, canon, origin string) (*yaml.Node, error) {
+// reading of it, an SOA at origin (the loader's), is the record.
+func yamlSOA(nm namer, soa *dns.SOA, origin string) (*yaml.Node, error) {
 	// The mapping puts the SOA at the origin, which must then be its
 	// owner up to ASCII case. CanonicalName also lowers non-ASCII letters
 	// and replaces bytes that are not UTF-8, making the origin another
 	// name than the SOA owner it was taken from.
 	owner, err1 := canonicalLabels(soa.Hdr.Name)
-	apex, err2 := canonicalLabels(canon)
+	apex, err2 := canonicalLabels(nm.canon)
 	if err1 != nil || err2 != nil || compareLabels(owner, apex) != 0 {
-		return nil, fmt.Errorf("SOA owner %q is not the origin %q", soa.Hdr.Name, canon)
+		return nil, fmt.Errorf("SOA owner %q is not the origin %q", soa.Hdr.Name, nm.canon)
 	}
 	var names [2]string
 	for i, n := range []string{soa.Ns, soa.Mbox} {
 		var err error
-		if names[i], err = fqdnName(n); err != nil {
+		if names[i], err = nm.fqdn(n); err != nil {
 			return nil, fmt.Errorf("SOA: %w", err)
 		}
 	}
@@ -177,13 +174,13 @@ type yamlRecord struct {
 // yamlRecords writes every record but the one at skip (the SOA), one
 // item per run of records sharing owner, type and TTL: an RRset, as a
 // valid zone has one TTL per RRset.
-func yamlRecords(records []Record, skip int, origin string) (*yaml.Node, error) {
+func yamlRecords(nm namer, records []Record, skip int, origin string) (*yaml.Node, error) {
 	rs := make([]yamlRecord, 0, len(records))
 	for i, r := range records {
 		if i == skip {
 			continue
 		}
-		yr, err := newYAMLRecord(r.RR, origin)
+		yr, err := newYAMLRecord(nm, r.RR, origin)
 		if err != nil {
 			if r.Line > 0 {
 				return nil, fmt.Errorf("record at line %d: %w", r.Line, err)
@@ -234,9 +231,15 @@ func yamlRecords(records []Record, skip int, origin string) (*yaml.Node, error) 
 	return seq, nil
 }
 
-func newYAMLRecord(rr dns.RR, origin string) (yamlRecord, error) {
+func newYAMLRecord(nm namer, rr dns.RR, origin string) (yamlRecord, error) {
 	if rr == nil {
 		return yamlRecord{}, errors.New("record without data")
+	}
+	if rr.Header().Name == "" {
+		// The root, as fqdn says; packed as it is, the owner would be
+		// missing from the wire form.
+		rr = dns.Copy(rr)
+		rr.Header().Name = "."
 	}
 	h := rr.Header()
 	if h.Class != dns.ClassINET {
@@ -246,7 +249,7 @@ func newYAMLRecord(rr dns.RR, origin string) (yamlRecord, error) {
 	if _, known := dns.StringToType[typ]; !ok || !known {
 		return yamlRecord{}, fmt.Errorf("%s: type %s has no mnemonic to write it with", h.Name, dns.Type(h.Rrtype))
 	}
-	name, err := fqdnName(h.Name)
+	name, err := nm.fqdn(h.Name)
 	if err != nil {
 		return yamlRecord{}, err
 	}
@@ -303,14 +306,42 @@ func wireForm(rr dns.RR) ([]byte, error) {
 	return buf[:n], nil
 }
 
-// fqdnName checks that name is fully qualified and returns it as written
-// for the loader (yamlName).
-func fqdnName(name string) (string, error) {
+// namer spells the names of one zone for the loader.
+type namer struct {
+	canon string // the zone's origin, canonical
+}
+
+// fqdn checks that name is fully qualified and spells it. "" is the
+// root, as for CanonicalName and the wire format: the master file parser
+// gives it to a first record without an owner when the origin is ".".
+func (nm namer) fqdn(name string) (string, error) {
+	if name == "" {
+		name = "."
+	}
 	if !dns.IsFqdn(name) {
 		return "", fmt.Errorf("name %q is not fully qualified", name)
 	}
 	if _, ok := dns.IsDomainName(name); !ok {
 		return "", fmt.Errorf("bad name %q", name)
+	}
+	return nm.spell(name)
+}
+
+// spell returns name as written for the loader (yamlName). A '$' is
+// escaped only where it starts a name, so when the origin starts with
+// one, the part of a name that is the origin is spelled on its own, as
+// the origin is: validation compares names with the origin as strings.
+func (nm namer) spell(name string) (string, error) {
+	if strings.HasPrefix(nm.canon, "$") && dns.IsSubDomain(nm.canon, name) {
+		labels := dns.Split(name)
+		if k := len(labels) - dns.CountLabel(nm.canon); k > 0 {
+			head, err := yamlName(name[:labels[k]])
+			if err != nil {
+				return "", err
+			}
+			tail, err := yamlName(name[labels[k]:])
+			return head + tail, err
+		}
 	}
 	return yamlName(name)
 }
@@ -425,8 +456,8 @@ func yamlDatacenter(dc Datacenter) (*yaml.Node, error) {
 
 func inRange(v, limit float64) bool { return !math.IsNaN(v) && math.Abs(v) <= limit }
 
-func yamlPool(p *Pool) (*yaml.Node, error) {
-	name, err := yamlName(CanonicalName(p.Name))
+func yamlPool(nm namer, p *Pool) (*yaml.Node, error) {
+	name, err := nm.spell(CanonicalName(p.Name))
 	if err != nil {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
@@ -447,7 +478,7 @@ func yamlPool(p *Pool) (*yaml.Node, error) {
 		}
 		allDown = map[AllDownMode]string{FailOpen: "fail_open", Empty: "empty"}[p.WhenAllDown]
 	case Fallback:
-		to, err := yamlName(CanonicalName(p.FallbackTo))
+		to, err := nm.spell(CanonicalName(p.FallbackTo))
 		if err != nil || p.FallbackTo == "" || strings.TrimSpace(to) != to {
 			return nil, fmt.Errorf("%s: bad fallback pool %q", what, p.FallbackTo)
 		}
