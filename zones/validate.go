@@ -124,6 +124,13 @@ func (v *validator) collect() {
 			v.errorf(r.Line, "%s: %s record has no data", name, dns.Type(t))
 			continue
 		}
+		if err := readsBack(r.RR); err != nil {
+			// miekg's parser leaves fields zero when the data stops short
+			// ("x MX" at the end of a file): such a record would be served
+			// cut short.
+			v.errorf(r.Line, "%s: bad %s record: incomplete data (%v)", name, dns.Type(t), err)
+			continue
+		}
 		if err := packs(r.RR); err != nil {
 			// The parser accepts some RDATA that cannot be sent, such as
 			// hex of odd length.
@@ -151,6 +158,18 @@ func (v *validator) collect() {
 // dynamic update records ("www A" and nothing more at the end of a file).
 func rdataEmpty(rr dns.RR) bool {
 	return strings.TrimSpace(rr.String()) == strings.TrimSpace(rr.Header().String())
+}
+
+// readsBack checks that rr's presentation form parses back into rr.
+func readsBack(rr dns.RR) error {
+	back, err := dns.NewRR(rr.String())
+	if err != nil {
+		return err
+	}
+	if back == nil || back.String() != rr.String() {
+		return fmt.Errorf("%q reads back as something else", rr.String())
+	}
+	return nil
 }
 
 // at and firstAt point at a line in a message, when the record has one
