@@ -190,9 +190,21 @@ func firstAt(line int) string {
 
 // packs reports whether rr can be written in wire format.
 func packs(rr dns.RR) error {
-	buf := make([]byte, dns.Len(rr)+1)
-	_, err := dns.PackRR(rr, buf, 0, nil, false)
+	_, err := packCopy(rr)
 	return err
+}
+
+// packCopy packs a copy of rr uncompressed: dns.PackRR writes the RDLENGTH
+// into the record it packs, and zones are read by other goroutines (a
+// store's cache writer, say) while snapshots are built.
+func packCopy(rr dns.RR) ([]byte, error) {
+	rr = dns.Copy(rr)
+	buf := make([]byte, dns.Len(rr)+1)
+	n, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // apex checks the SOA and NS records. RFC 1035 section 5.2: a zone has

@@ -296,15 +296,9 @@ func sameAfterParse(rr dns.RR, text, origin string) error {
 	return fmt.Errorf("%q parses back as %q", rr.String(), got.String())
 }
 
-// wireForm packs rr uncompressed: owner name case kept, TTL included.
-func wireForm(rr dns.RR) ([]byte, error) {
-	buf := make([]byte, dns.Len(rr)+1)
-	n, err := dns.PackRR(rr, buf, 0, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:n], nil
-}
+// wireForm packs rr uncompressed: owner name case kept, TTL included. It
+// packs a copy, as the zone may be shared with other goroutines.
+func wireForm(rr dns.RR) ([]byte, error) { return packCopy(rr) }
 
 // namer spells the names of one zone for the loader.
 type namer struct {
