@@ -3,6 +3,7 @@ package zones
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -71,7 +72,10 @@ type Endpoint struct {
 	Weight     uint32
 	Admin      AdminState
 	Health     HealthState
-	Line       int
+	// Check, when set, replaces the pool's health check for this endpoint
+	// (a different port or Host, say).
+	Check *HealthCheck
+	Line  int
 }
 
 // GeoMode says how a pool orders datacenters for a client.
@@ -138,8 +142,19 @@ type Pool struct {
 	FallbackTo  string // pool name, when WhenAllDown is Fallback
 	// UnknownIsUp counts endpoints no checker has spoken for as up.
 	UnknownIsUp bool
-	Line        int
+	// Check is how checkers probe the endpoints; nil: not probed.
+	Check *HealthCheck
+	// Quorum is how the verdicts of several checkers combine: any,
+	// majority (the default) or all.
+	Quorum string
+	Line   int
 }
+
+// Quorum policies.
+var quorums = []string{"any", "majority", "all"}
+
+// DefaultQuorum is the quorum of pools that set none.
+const DefaultQuorum = "majority"
 
 // Pool defaults.
 const (
@@ -153,7 +168,7 @@ const (
 func NewPool(name string) Pool {
 	return Pool{
 		Name: CanonicalName(name), TTL: DefaultPoolTTL, MaxAnswers: DefaultMaxAnswers,
-		Spill: DefaultSpill, UnknownIsUp: true,
+		Spill: DefaultSpill, UnknownIsUp: true, Quorum: DefaultQuorum,
 	}
 }
 
@@ -253,6 +268,22 @@ func validatePools(z *Zone, errs Errors) Errors {
 		for dc := range p.Bias {
 			if !dcs[dc] {
 				add(p.Line, "pool %s: bias for unknown datacenter %q", p.Name, dc)
+			}
+		}
+		if !slices.Contains(quorums, p.Quorum) {
+			add(p.Line, "pool %s: unknown quorum %q (want any, majority or all)", p.Name, p.Quorum)
+		}
+		if p.Check != nil {
+			for _, msg := range p.Check.Problems() {
+				add(p.Line, "pool %s health_check: %s", p.Name, msg)
+			}
+		}
+		for _, e := range p.Endpoints {
+			if e.Check == nil {
+				continue
+			}
+			for _, msg := range e.Check.Problems() {
+				add(e.Line, "pool %s endpoint %s health_check: %s", p.Name, e.Addr, msg)
 			}
 		}
 		if len(p.Rules) > 0 && p.Geo != GeoRules {

@@ -3,6 +3,7 @@ package zones
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,15 @@ import (
 //	    spill: 2               # datacenters sharing a failed one's clients
 //	    unknown_is_up: true    # endpoints no checker has judged count as up
 //	    when_all_down: fail_open   # or empty, or fallback:<pool>
+//	    quorum: majority       # how checkers' verdicts combine: any, majority, all
+//	    health_check:          # how checkers probe the endpoints (none: not probed)
+//	      type: http           # http, https, tcp or dns
+//	      port: 8080           # the endpoint's address is always the target
+//	      path: /health        # also host, method, expect_status (200),
+//	      expect_body: UP      # tls_insecure, ca_file, dns_name, dns_type,
+//	      interval: 5s         # expect_rcode, timeout, rise, fall, ok
+//	      rise: 2
+//	      fall: 3
 //	    bias: {eu-west: -300}  # km added to a datacenter's distance
 //	    rules:                 # with geo: rules; first match wins
 //	      - cidr: [198.51.100.0/24]
@@ -38,6 +48,7 @@ import (
 //	        weight: 100        # default 100
 //	        admin: active      # active (default), drain or disabled
 //	        health: unknown    # unknown (default), up or down
+//	        health_check: {port: 8081}  # keys that differ from the pool's check
 //
 // cidr, country, continent and datacenters take one value or a list.
 
@@ -73,7 +84,7 @@ func (y *yamlZone) loadDatacenters(n *yaml.Node) {
 }
 
 // poolKeys are the keys of a pool, in the order they are read.
-var poolKeys = []string{"name", "ttl", "max_answers", "geo", "sticky", "spill", "unknown_is_up", "when_all_down", "bias", "rules", "endpoints"}
+var poolKeys = []string{"name", "ttl", "max_answers", "geo", "sticky", "spill", "unknown_is_up", "when_all_down", "bias", "rules", "health_check", "quorum", "endpoints"}
 
 func (y *yamlZone) loadPools(n *yaml.Node) {
 	for _, item := range y.list(n, "pools") {
@@ -149,6 +160,17 @@ func (y *yamlZone) loadPool(p *Pool, f map[string]*yaml.Node) bool {
 			}
 		}
 	}
+	if n := f["quorum"]; n != nil {
+		if q, ok := y.str(n, what+" quorum"); ok {
+			if !slices.Contains(quorums, q) {
+				y.errorf(n, "%s: unknown quorum %q (want any, majority or all)", what, q)
+			}
+			p.Quorum = q
+		}
+	}
+	if n := f["health_check"]; n != nil {
+		p.Check = y.loadHealthCheck(n, what+" health_check", nil)
+	}
 	if n := f["rules"]; n != nil {
 		for _, item := range y.list(n, what+" rules") {
 			y.loadRule(p, item)
@@ -187,7 +209,7 @@ func (y *yamlZone) loadRule(p *Pool, item *yaml.Node) {
 
 func (y *yamlZone) loadEndpoint(p *Pool, item *yaml.Node) {
 	what := "pool " + p.Name + " endpoint"
-	f := y.mapping(item, what, []string{"address", "datacenter", "weight", "admin", "health"})
+	f := y.mapping(item, what, []string{"address", "datacenter", "weight", "admin", "health", "health_check"})
 	if f == nil || !y.require(item, what, f, "address", "datacenter") {
 		return
 	}
@@ -230,6 +252,15 @@ func (y *yamlZone) loadEndpoint(p *Pool, item *yaml.Node) {
 				return
 			}
 			e.Health = h
+		}
+	}
+	if n := f["health_check"]; n != nil {
+		if p.Check == nil {
+			y.errorf(n, "%s %s: health_check overrides the pool's, which has none", what, s)
+			return
+		}
+		if e.Check = y.loadHealthCheck(n, what+" "+s+" health_check", p.Check); e.Check == nil {
+			return
 		}
 	}
 	p.Endpoints = append(p.Endpoints, e)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const poolHead = "origin: example.com.\nsoa: {ns: ns1, mbox: hostmaster, serial: 1}\n" +
@@ -32,7 +33,9 @@ pools:
       - {country: [de, FR], continent: eu, datacenters: [eu-west, us-east]}
     endpoints:
       - {address: 192.0.2.1, datacenter: eu-west}
-      - {address: "2001:db8::1", datacenter: us-east, weight: 7, admin: drain, health: down}
+      - {address: "2001:db8::1", datacenter: us-east, weight: 7, admin: drain, health: down, health_check: {port: 8443, host: v6.example}}
+    quorum: all
+    health_check: {type: https, port: 443, path: /health, expect_status: [200, 204], expect_body: UP, interval: 2s, timeout: 1s, rise: 3, fall: 4, ok: 2, ca_file: /etc/ca.pem}
   - name: backup
     endpoints: [{address: 192.0.2.9, datacenter: us-east, health: up}, {address: "2001:db8::9", datacenter: eu-west}]
 `
@@ -60,8 +63,13 @@ pools:
 		},
 		Endpoints: []Endpoint{
 			{Addr: netip.MustParseAddr("192.0.2.1"), Datacenter: "eu-west", Weight: 100, Line: 21},
-			{Addr: netip.MustParseAddr("2001:db8::1"), Datacenter: "us-east", Weight: 7, Admin: AdminDrain, Health: HealthDown, Line: 22},
+			{Addr: netip.MustParseAddr("2001:db8::1"), Datacenter: "us-east", Weight: 7, Admin: AdminDrain, Health: HealthDown, Line: 22,
+				Check: &HealthCheck{Type: "https", Port: 8443, Host: "v6.example", Path: "/health", ExpectStatus: []int{200, 204}, ExpectBody: "UP",
+					Interval: 2 * time.Second, Timeout: time.Second, Rise: 3, Fall: 4, OK: 2, CAFile: "/etc/ca.pem"}},
 		},
+		Quorum: "all",
+		Check: &HealthCheck{Type: "https", Port: 443, Path: "/health", ExpectStatus: []int{200, 204}, ExpectBody: "UP",
+			Interval: 2 * time.Second, Timeout: time.Second, Rise: 3, Fall: 4, OK: 2, CAFile: "/etc/ca.pem"},
 		Line: 8,
 	}
 	if !reflect.DeepEqual(z.Pools[0], want) {
@@ -107,6 +115,14 @@ func TestParseYAMLPoolErrors(t *testing.T) {
 		{"bad health", pool("    endpoints: [{address: 192.0.2.1, datacenter: dc, health: sick}]\n"), `t.yaml:7: pool www.example.com. endpoint 192.0.2.1: unknown health state "sick"`},
 		{"endpoint missing datacenter", pool("    endpoints: [{address: 192.0.2.1}]\n"), `t.yaml:7: pool www.example.com. endpoint: missing key datacenter`},
 		{"bad rule CIDR", pool("    geo: rules\n    rules: [{cidr: 10.0.0.0/33, datacenters: dc}]\n" + ep), `t.yaml:8: pool www.example.com. rule: bad CIDR "10.0.0.0/33"`},
+		{"check without type", pool("    health_check: {port: 80}\n" + ep), `t.yaml:7: pool www.example.com. health_check: missing key type`},
+		{"check bad type", pool("    health_check: {type: icmp, port: 80}\n" + ep), `t.yaml:7: pool www.example.com. health_check: unknown check type "icmp"`},
+		{"check without port", pool("    health_check: {type: http}\n" + ep), `t.yaml:7: pool www.example.com. health_check: a http check needs a port`},
+		{"check timeout too long", pool("    health_check: {type: tcp, port: 22, interval: 1s, timeout: 2s}\n" + ep), `t.yaml:7: pool www.example.com. health_check: timeout 2s must be shorter than interval 1s`},
+		{"check bad duration", pool("    health_check: {type: tcp, port: 22, interval: soon}\n" + ep), `t.yaml:7: pool www.example.com. health_check interval: want a positive duration`},
+		{"check unknown key", pool("    health_check: {type: tcp, port: 22, url: x}\n" + ep), `t.yaml:7: pool www.example.com. health_check: unknown key url`},
+		{"override without pool check", pool("    endpoints: [{address: 192.0.2.1, datacenter: dc, health_check: {port: 81}}]\n"), `t.yaml:7: pool www.example.com. endpoint 192.0.2.1: health_check overrides the pool's, which has none`},
+		{"bad quorum", pool("    quorum: most\n" + ep), `t.yaml:7: pool www.example.com.: unknown quorum "most"`},
 		{"rule without datacenters", pool("    geo: rules\n    rules: [{country: DE}]\n" + ep), `t.yaml:8: pool www.example.com. rule: missing key datacenters`},
 	}
 	for _, tc := range tests {

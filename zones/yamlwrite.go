@@ -2,12 +2,15 @@ package zones
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/miekg/dns"
@@ -489,6 +492,14 @@ func yamlPool(nm namer, p *Pool) (*yaml.Node, error) {
 	addPair(m, "spill", uintNode(uint64(p.Spill)))
 	addPair(m, "unknown_is_up", boolNode(p.UnknownIsUp))
 	addPair(m, "when_all_down", strNode(allDown))
+	addPair(m, "quorum", strNode(cmp.Or(p.Quorum, DefaultQuorum)))
+	if p.Check != nil {
+		n, err := yamlHealthCheck(p.Check, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s health_check: %w", what, err)
+		}
+		addPair(m, "health_check", n)
+	}
 	if len(p.Bias) > 0 {
 		keys := make([]string, 0, len(p.Bias))
 		for k := range p.Bias {
@@ -518,7 +529,7 @@ func yamlPool(nm namer, p *Pool) (*yaml.Node, error) {
 	}
 	eps := sequenceNode(false)
 	for _, e := range p.Endpoints {
-		n, err := yamlEndpoint(e)
+		n, err := yamlEndpoint(e, p.Check)
 		if err != nil {
 			return nil, fmt.Errorf("%s endpoint %s: %w", what, e.Addr, err)
 		}
@@ -570,7 +581,7 @@ func yamlRule(r Rule) (*yaml.Node, error) {
 	return m, nil
 }
 
-func yamlEndpoint(e Endpoint) (*yaml.Node, error) {
+func yamlEndpoint(e Endpoint, poolCheck *HealthCheck) (*yaml.Node, error) {
 	switch {
 	case !e.Addr.IsValid():
 		return nil, errors.New("no address")
@@ -589,6 +600,90 @@ func yamlEndpoint(e Endpoint) (*yaml.Node, error) {
 	addPair(m, "weight", uintNode(uint64(e.Weight)))
 	addPair(m, "admin", strNode(e.Admin.String()))
 	addPair(m, "health", strNode(e.Health.String()))
+	if e.Check != nil {
+		if poolCheck == nil {
+			return nil, errors.New("health_check override without a pool check")
+		}
+		n, err := yamlHealthCheck(e.Check, poolCheck)
+		if err != nil {
+			return nil, fmt.Errorf("health_check: %w", err)
+		}
+		addPair(m, "health_check", n)
+	}
+	return m, nil
+}
+
+// yamlHealthCheck writes c: every set field, or, for an endpoint's
+// override (base is the pool's check), the fields that differ from base.
+// The loader cannot set a field back to zero, so an override that does
+// (but for tls_insecure) cannot be written.
+func yamlHealthCheck(c, base *HealthCheck) (*yaml.Node, error) {
+	if p := c.Problems(); len(p) > 0 {
+		return nil, errors.New(p[0])
+	}
+	if base == nil {
+		base = &HealthCheck{}
+	}
+	m := mappingNode(true)
+	var err error
+	str := func(key, v, b string) {
+		switch {
+		case v == b:
+		case v == "" || !utf8.ValidString(v) || strings.ContainsAny(v, "\r\n"):
+			err = cmp.Or(err, fmt.Errorf("%s %q cannot be written", key, v))
+		default:
+			addPair(m, key, strNode(v))
+		}
+	}
+	num := func(key string, v, b int) {
+		switch {
+		case v == b:
+		case v <= 0:
+			err = cmp.Or(err, fmt.Errorf("%s %d cannot be written", key, v))
+		default:
+			addPair(m, key, uintNode(uint64(v)))
+		}
+	}
+	dur := func(key string, v, b time.Duration) {
+		switch {
+		case v == b:
+		case v <= 0:
+			err = cmp.Or(err, fmt.Errorf("%s %s cannot be written", key, v))
+		default:
+			addPair(m, key, strNode(v.String()))
+		}
+	}
+	str("type", c.Type, base.Type)
+	num("port", int(c.Port), int(base.Port))
+	str("host", c.Host, base.Host)
+	str("method", c.Method, base.Method)
+	str("path", c.Path, base.Path)
+	if !slices.Equal(c.ExpectStatus, base.ExpectStatus) {
+		if len(c.ExpectStatus) == 0 {
+			err = cmp.Or(err, errors.New("an empty expect_status cannot be written"))
+		}
+		codes := sequenceNode(true)
+		for _, v := range c.ExpectStatus {
+			codes.Content = append(codes.Content, uintNode(uint64(v)))
+		}
+		addPair(m, "expect_status", codes)
+	}
+	str("expect_body", c.ExpectBody, base.ExpectBody)
+	if c.TLSInsecure != base.TLSInsecure {
+		addPair(m, "tls_insecure", boolNode(c.TLSInsecure))
+	}
+	str("ca_file", c.CAFile, base.CAFile)
+	str("dns_name", c.DNSName, base.DNSName)
+	str("dns_type", c.DNSType, base.DNSType)
+	str("expect_rcode", c.ExpectRcode, base.ExpectRcode)
+	dur("interval", c.Interval, base.Interval)
+	dur("timeout", c.Timeout, base.Timeout)
+	num("rise", c.Rise, base.Rise)
+	num("fall", c.Fall, base.Fall)
+	num("ok", c.OK, base.OK)
+	if err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

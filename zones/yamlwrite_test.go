@@ -501,6 +501,7 @@ pools:
     spill: 2
     unknown_is_up: true
     when_all_down: fail_open
+    quorum: majority
     bias: {'no': -12.5}
     endpoints:
       - {address: '2001:db8::1', datacenter: 'no', weight: 100, admin: active, health: unknown}
@@ -815,5 +816,52 @@ func TestFormatYAMLLoaderIssues(t *testing.T) {
 				t.Errorf("FormatYAML: %v, want ...%s...; wrote\n%s", err, tc.want, out)
 			}
 		})
+	}
+}
+
+// TestFormatYAMLHealthChecks round-trips pools with health checks, an
+// endpoint override (including one that turns a pool setting off) and a
+// quorum.
+func TestFormatYAMLHealthChecks(t *testing.T) {
+	text := poolHead + `datacenters: [{name: dc, lat: 1, lon: 2}]
+pools:
+  - name: www
+    quorum: any
+    health_check: {type: https, port: 443, path: /health, expect_status: [200, 204], expect_body: UP, tls_insecure: true, interval: 2s, timeout: 1s, rise: 3, fall: 4, ok: 2}
+    endpoints:
+      - {address: 192.0.2.1, datacenter: dc}
+      - {address: 192.0.2.2, datacenter: dc, health_check: {port: 8443, host: b.example, tls_insecure: false, expect_status: 200}}
+  - name: dns
+    health_check: {type: dns, dns_name: example.com., dns_type: SOA, expect_rcode: NOERROR}
+    endpoints: [{address: 192.0.2.3, datacenter: dc}]
+`
+	z, err := Parse([]byte(text), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := FormatYAML(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out, "back.yaml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	strip := func(ps []Pool) []Pool {
+		ps = slices.Clone(ps)
+		for i := range ps {
+			ps[i].Line = 0
+			ps[i].Endpoints = slices.Clone(ps[i].Endpoints)
+			for j := range ps[i].Endpoints {
+				ps[i].Endpoints[j].Line = 0
+			}
+		}
+		return ps
+	}
+	if got, want := strip(back.Pools), strip(z.Pools); !reflect.DeepEqual(got, want) {
+		t.Errorf("pools differ after a round trip\n got %+v\nwant %+v\n%s", got, want, out)
+	}
+	if e := back.Pools[0].Endpoints[1].Check; e == nil || e.TLSInsecure || e.Port != 8443 || e.Rise != 3 {
+		t.Errorf("endpoint override after a round trip: %+v", e)
 	}
 }
