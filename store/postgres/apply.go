@@ -153,6 +153,8 @@ type (
 		geo, allDown           string
 		sticky, unknownUp      bool
 		bias, rules            string // canonical JSON
+		quorum                 string
+		check                  string // canonical JSON, "" for none
 		endpoints              map[netip.Addr]*endpointRow
 	}
 	endpointRow struct {
@@ -162,6 +164,7 @@ type (
 		admin       string
 		adminReason string
 		health      string
+		check       string // canonical JSON of the override, "" for none
 	}
 )
 
@@ -240,18 +243,49 @@ func poolToRow(p *zones.Pool) (*poolRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	check, err := checkJSON(p.Check)
+	if err != nil {
+		return nil, err
+	}
 	pr := &poolRow{
 		ttl: int64(p.TTL), maxAnswers: int64(p.MaxAnswers), spill: int64(p.Spill),
 		geo: p.Geo.String(), allDown: allDown, sticky: p.Sticky, unknownUp: p.UnknownIsUp,
-		bias: bias, rules: rulesJSON, endpoints: map[netip.Addr]*endpointRow{},
+		bias: bias, rules: rulesJSON, quorum: cmp.Or(p.Quorum, zones.DefaultQuorum), check: check,
+		endpoints: map[netip.Addr]*endpointRow{},
 	}
 	for _, e := range p.Endpoints {
 		if e.Weight < 1 || e.Weight > math.MaxInt32 {
 			return nil, fmt.Errorf("endpoint %s: weight %d out of range 1-2147483647", e.Addr, e.Weight)
 		}
-		pr.endpoints[e.Addr] = &endpointRow{dc: e.Datacenter, weight: int64(e.Weight), admin: e.Admin.String(), health: e.Health.String()}
+		check, err := checkJSON(e.Check)
+		if err != nil {
+			return nil, err
+		}
+		pr.endpoints[e.Addr] = &endpointRow{dc: e.Datacenter, weight: int64(e.Weight), admin: e.Admin.String(), health: e.Health.String(), check: check}
 	}
 	return pr, nil
+}
+
+// checkJSON encodes a health check for its jsonb column; none is "".
+// encoding/json writes struct fields in a fixed order, so equal checks
+// encode equal.
+func checkJSON(c *zones.HealthCheck) (string, error) {
+	if c == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode health check: %w", err)
+	}
+	return string(b), nil
+}
+
+// nullJSON is a jsonb parameter: SQL NULL for "".
+func nullJSON(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // canonicalJSON encodes bias maps and rule lists so that equal settings
@@ -353,8 +387,8 @@ func readDCRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*zon
 }
 
 func readPoolRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*zoneRows) error {
-	rows, err := tx.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules
-		FROM pools WHERE zone_id = ANY($1)`, ids)
+	rows, err := tx.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
+		quorum, health_check FROM pools WHERE zone_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("postgres: apply: read pools: %w", err)
 	}
@@ -364,9 +398,14 @@ func readPoolRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*z
 	var name string
 	var bias map[string]float64
 	var rules []RuleJSON
-	_, err = pgx.ForEachRow(rows, []any{&p.id, &zid, &name, &p.ttl, &p.maxAnswers, &p.geo, &p.sticky, &p.spill, &p.unknownUp, &p.allDown, &bias, &rules}, func() error {
+	var check *zones.HealthCheck
+	_, err = pgx.ForEachRow(rows, []any{&p.id, &zid, &name, &p.ttl, &p.maxAnswers, &p.geo, &p.sticky, &p.spill, &p.unknownUp, &p.allDown, &bias, &rules, &p.quorum, &check}, func() error {
 		row := p
 		var err error
+		if row.check, err = checkJSON(check); err != nil {
+			return err
+		}
+		check = nil
 		if row.bias, err = canonicalJSON(bias); err != nil {
 			return err
 		}
@@ -385,8 +424,8 @@ func readPoolRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*z
 	if len(pools) == 0 {
 		return nil
 	}
-	rows, err = tx.Query(ctx, `SELECT e.id, e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, e.admin_reason, coalesce(h.state, 'unknown')
-		FROM endpoints e JOIN pools p ON p.id = e.pool_id LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
+	rows, err = tx.Query(ctx, `SELECT e.id, e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, e.admin_reason, coalesce(h.state, 'unknown'),
+		e.health_check FROM endpoints e JOIN pools p ON p.id = e.pool_id LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
 		WHERE p.zone_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("postgres: apply: read endpoints: %w", err)
@@ -394,8 +433,14 @@ func readPoolRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*z
 	var e endpointRow
 	var pid int64
 	var addr netip.Addr
-	_, err = pgx.ForEachRow(rows, []any{&e.id, &pid, &addr, &e.dc, &e.weight, &e.admin, &e.adminReason, &e.health}, func() error {
+	var echeck *zones.HealthCheck
+	_, err = pgx.ForEachRow(rows, []any{&e.id, &pid, &addr, &e.dc, &e.weight, &e.admin, &e.adminReason, &e.health, &echeck}, func() error {
 		row := e
+		var err error
+		if row.check, err = checkJSON(echeck); err != nil {
+			return err
+		}
+		echeck = nil
 		pools[pid].endpoints[addr] = &row
 		return nil
 	})
@@ -538,9 +583,9 @@ func (p *zonePlan) diffPools(have, want map[string]*poolRow, actor string) {
 		case h == nil:
 			p.change(Add, "pool %s (%s)", name, joinSettings(w.settings(), true))
 			p.ins = append(p.ins, stmt{"insert pool " + name,
-				`INSERT INTO pools (zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules)
-				SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11::text::jsonb FROM zones WHERE origin = $1`,
-				[]any{p.origin, name, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules}})
+				`INSERT INTO pools (zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules, quorum, health_check)
+				SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11::text::jsonb, $12, $13::text::jsonb FROM zones WHERE origin = $1`,
+				[]any{p.origin, name, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules, w.quorum, nullJSON(w.check)}})
 			p.diffEndpoints(name, nil, w.endpoints, actor)
 		case w == nil:
 			p.change(Remove, "pool %s", name)
@@ -551,8 +596,8 @@ func (p *zonePlan) diffPools(have, want map[string]*poolRow, actor string) {
 			if p.settingChanges("pool "+name+":", h.settings(), w.settings()) {
 				p.upd = append(p.upd, stmt{"update pool " + name,
 					`UPDATE pools SET ttl = $2, max_answers = $3, geo = $4, sticky = $5, spill = $6, unknown_is_up = $7,
-					when_all_down = $8, bias = $9::text::jsonb, rules = $10::text::jsonb WHERE id = $1`,
-					[]any{h.id, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules}})
+					when_all_down = $8, bias = $9::text::jsonb, rules = $10::text::jsonb, quorum = $11, health_check = $12::text::jsonb WHERE id = $1`,
+					[]any{h.id, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules, w.quorum, nullJSON(w.check)}})
 			}
 			p.diffEndpoints(name, h.endpoints, w.endpoints, actor)
 			if before, after := countActive(h.endpoints), countActive(w.endpoints); before > 0 && after == 0 {
@@ -582,11 +627,11 @@ func (p *zonePlan) diffEndpoints(pool string, have, want map[netip.Addr]*endpoin
 			// The health row comes with the endpoint, in one statement.
 			p.ins = append(p.ins, stmt{"insert " + what,
 				`WITH e AS (
-					INSERT INTO endpoints (pool_id, address, datacenter, weight, admin_state, admin_reason)
-					SELECT p.id, $3, $4, $5, $6, $7 FROM pools p JOIN zones z ON z.id = p.zone_id WHERE z.origin = $1 AND p.name = $2
+					INSERT INTO endpoints (pool_id, address, datacenter, weight, admin_state, admin_reason, health_check)
+					SELECT p.id, $3, $4, $5, $6, $7, $10::text::jsonb FROM pools p JOIN zones z ON z.id = p.zone_id WHERE z.origin = $1 AND p.name = $2
 					RETURNING id)
 				INSERT INTO endpoint_health (endpoint_id, state, reason) SELECT id, $8, $9 FROM e`,
-				[]any{p.origin, pool, addr, w.dc, w.weight, w.admin, reasonFor(w.admin != "active"), w.health, reasonFor(w.health != "unknown")}})
+				[]any{p.origin, pool, addr, w.dc, w.weight, w.admin, reasonFor(w.admin != "active"), w.health, reasonFor(w.health != "unknown"), nullJSON(w.check)}})
 		case w == nil:
 			p.change(Remove, "%s (%s)", what, h.summary())
 			if want != nil { // else the pool goes, and its endpoints with it
@@ -626,8 +671,8 @@ func (p *zonePlan) updateEndpoint(pool string, addr netip.Addr, h, w *endpointRo
 				[]any{actor, p.origin, pool, addr, h.admin, w.admin, fileReason}})
 		}
 		p.upd = append(p.upd, stmt{"update " + what,
-			"UPDATE endpoints SET datacenter = $2, weight = $3, admin_state = $4, admin_reason = $5 WHERE id = $1",
-			[]any{h.id, w.dc, w.weight, w.admin, reason}})
+			"UPDATE endpoints SET datacenter = $2, weight = $3, admin_state = $4, admin_reason = $5, health_check = $6::text::jsonb WHERE id = $1",
+			[]any{h.id, w.dc, w.weight, w.admin, reason, nullJSON(w.check)}})
 	}
 	// Health from a file overrides a checker only when it says up or
 	// down; unknown there means "no opinion".
@@ -663,6 +708,8 @@ func (r *poolRow) settings() []setting {
 		{"when_all_down", r.allDown},
 		{"bias", r.bias},
 		{"rules", r.rules},
+		{"quorum", r.quorum},
+		{"health_check", r.check},
 	}
 }
 
@@ -673,6 +720,7 @@ func (e *endpointRow) settings() []setting {
 		{"datacenter", e.dc},
 		{"weight", strconv.FormatInt(e.weight, 10)},
 		{"admin", e.admin},
+		{"health_check", e.check},
 	}
 }
 

@@ -213,7 +213,7 @@ func TestApplyExamples(t *testing.T) {
 		"+ zone example.com.\n+ example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 2024060101 7200 3600 1209600 300\n",
 		"+ www.example.com. 3600 IN A 192.0.2.10\n",
 		"+ datacenter eu-west (51.5074, -0.1278, GB, EU)\n",
-		"+ pool www.example.net. (ttl 30, max_answers 4, geo nearest, sticky false, spill 2, unknown_is_up true, when_all_down fail_open)\n",
+		"+ pool www.example.net. (ttl 30, max_answers 4, geo nearest, sticky false, spill 2, unknown_is_up true, when_all_down fail_open, quorum majority)\n",
 		"+ endpoint www.example.net. 198.51.100.42 (eu-central, admin drain)\n",
 		"+ endpoint www.example.net. 198.51.100.52 (ap-southeast, health down)\n",
 		"88 added, 0 removed, 0 changed\n",

@@ -132,8 +132,8 @@ func readDatacenters(ctx context.Context, q Querier, ids []int64, out map[int64]
 }
 
 func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	rows, err := q.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules
-		FROM pools WHERE zone_id = ANY($1) ORDER BY id`, ids)
+	rows, err := q.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
+		quorum, health_check FROM pools WHERE zone_id = ANY($1) ORDER BY id`, ids)
 	if err != nil {
 		return fmt.Errorf("postgres: read pools: %w", err)
 	}
@@ -150,13 +150,16 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var sticky, unknownUp bool
 		var bias map[string]float64
 		var rules []RuleJSON
-		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules); err != nil {
+		var quorum string
+		var check *zones.HealthCheck
+		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules, &quorum, &check); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: read pools: %w", err)
 		}
 		z := out[zid]
 		p := zones.NewPool(name)
 		p.TTL, p.MaxAnswers, p.Sticky, p.Spill, p.UnknownIsUp = uint32(ttl), int(maxAnswers), sticky, int(spill), unknownUp
+		p.Quorum, p.Check = quorum, check
 		if len(bias) > 0 {
 			p.Bias = bias
 		}
@@ -192,7 +195,7 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 	if len(poolIDs) == 0 {
 		return nil
 	}
-	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown')
+	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check
 		FROM endpoints e LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
 		WHERE e.pool_id = ANY($1) ORDER BY e.id`, poolIDs)
 	if err != nil {
@@ -205,7 +208,7 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var e zones.Endpoint
 		var weight int32
 		var admin, health string
-		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health); err != nil {
+		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &e.Check); err != nil {
 			return fmt.Errorf("postgres: read endpoints: %w", err)
 		}
 		l := byID[pid]
