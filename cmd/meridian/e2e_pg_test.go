@@ -53,35 +53,45 @@ func applyExamples(t testing.TB, url string, mutate func([]*zones.Zone)) {
 }
 
 // meridianctl runs the meridianctl binary against the database at url.
-func meridianctl(t *testing.T, url string, args ...string) string {
+func meridianctl(t testing.TB, url string, args ...string) string {
 	t.Helper()
-	ctlOnce.Do(func() {
-		ctlPath = filepath.Join(filepath.Dir(meridianBinary(t)), "meridianctl")
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", ctlPath, "./cmd/meridianctl")
-		cmd.Dir = filepath.Join("..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			ctlErr = fmt.Errorf("go build meridianctl: %v\n%s", err, out)
-		}
-	})
-	if ctlErr != nil {
-		t.Fatal(ctlErr)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, ctlPath, append(args, "--database", url)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, otherBinary(t, "meridianctl"), append(args, "--database", url)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("meridianctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
 
-var (
-	ctlOnce sync.Once
-	ctlPath string
-	ctlErr  error
-)
+var builds sync.Map // command name -> *binaryBuild
+
+type binaryBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// otherBinary builds ./cmd/NAME once per test run, next to meridian.
+func otherBinary(t testing.TB, name string) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore(name, &binaryBuild{})
+	b := v.(*binaryBuild)
+	b.once.Do(func() {
+		b.path = filepath.Join(filepath.Dir(meridianBinary(t)), name)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.path, "./cmd/"+name)
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
 
 // setAdmin changes an endpoint of the example pool with meridianctl, as an
 // operator would.

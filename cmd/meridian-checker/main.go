@@ -1,0 +1,283 @@
+// Command meridian-checker keeps endpoint health true: it probes every
+// endpoint of every pool that has a health check, at the endpoint's own
+// address, decides up and down with hysteresis, and writes only state
+// transitions (and heartbeats) to the PostgreSQL store, where the verdicts
+// of all live checkers combine by the pool's quorum into the health the
+// DNS servers answer from.
+//
+// Usage:
+//
+//	meridian-checker --database URL [--id NAME] [--region NAME]
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/miekg/dns"
+	"github.com/spf13/pflag"
+
+	"github.com/meridiandns/meridian/health"
+	"github.com/meridiandns/meridian/store/postgres"
+	"github.com/meridiandns/meridian/zones"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the checker's settings.
+type options struct {
+	database      string
+	id, region    string
+	heartbeat     time.Duration
+	maxConcurrent int
+	logLevel      string
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	host, _ := os.Hostname()
+	var o options
+	fs := pflag.NewFlagSet("meridian-checker", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.database, "database", os.Getenv("MERIDIAN_STORE_DATABASE"), "PostgreSQL URL (default $MERIDIAN_STORE_DATABASE)")
+	fs.StringVar(&o.id, "id", host, "this checker's id: keep it across restarts, unique among checkers")
+	fs.StringVar(&o.region, "region", "", "where this checker runs, for operators")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "heartbeat interval; a checker silent for 3 intervals stops counting")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", 256, "probes in flight at most")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: meridian-checker --database URL [flags]\n\nProbe the endpoints of the pools in a Meridian PostgreSQL store and record their health.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "meridian-checker: %v\n", err)
+		return 2
+	}
+	if o.database == "" || o.id == "" || fs.NArg() > 0 || o.heartbeat <= 0 {
+		fs.Usage()
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "meridian-checker: --log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := checker(ctx, o, logger); err != nil {
+		logger.Error("Exiting", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// checker runs until ctx is done.
+func checker(ctx context.Context, o options, logger *slog.Logger) error {
+	pool, err := pgxpool.New(ctx, o.database)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer pool.Close()
+	ttl := 3 * o.heartbeat
+	if err := postgres.RegisterChecker(ctx, pool, o.id, o.region, ttl); err != nil {
+		return err
+	}
+	st, err := postgres.New(postgres.Options{URL: o.database, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	logger.Info("Checker started", "id", o.id, "region", o.region)
+
+	sched := health.NewScheduler(health.SchedulerOptions{MaxConcurrent: o.maxConcurrent, Logger: logger})
+	w := &writer{db: pool, id: o.id, logger: logger, pending: map[string]verdict{}}
+	reload := make(chan struct{}, 1)
+	load := func() {
+		d, err := st.Load(ctx)
+		if err != nil {
+			logger.Error("Loading targets failed; probing the previous ones", "err", err)
+			return
+		}
+		ts := targets(d.Zones, logger)
+		if err := sched.SetTargets(ts); err != nil {
+			logger.Warn("Some endpoints are not probed", "err", err)
+		}
+		logger.Info("Targets loaded", "version", d.Version, "targets", len(ts))
+	}
+	load()
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() {
+		st.Watch(ctx, func() {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		})
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reload:
+				load()
+			}
+		}
+	})
+	wg.Go(func() {
+		t := time.NewTicker(o.heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if expired, err := postgres.Heartbeat(ctx, pool, o.id, ttl); err != nil {
+				logger.Warn("Heartbeat failed", "err", err)
+			} else if len(expired) > 0 {
+				logger.Warn("Checkers no longer heartbeating; their verdicts stop counting", "checkers", expired)
+			}
+			w.flush(ctx) // verdicts that could not be written before
+		}
+	})
+	sched.Run(ctx, func(t health.Target, tr health.Transition) { w.record(ctx, t.Key, tr) })
+	return nil
+}
+
+// verdict is a transition waiting to be written.
+type verdict struct {
+	pool   string
+	addr   netip.Addr
+	up     bool
+	reason string
+}
+
+// writer records transitions; those that fail (database away) are kept,
+// the latest per endpoint, and retried with each heartbeat.
+type writer struct {
+	db      *pgxpool.Pool
+	id      string
+	logger  *slog.Logger
+	mu      sync.Mutex
+	pending map[string]verdict
+}
+
+func (w *writer) record(ctx context.Context, key string, tr health.Transition) {
+	pool, addr, ok := splitKey(key)
+	if !ok {
+		return
+	}
+	v := verdict{pool: pool, addr: addr, up: tr.Up, reason: tr.Reason}
+	w.logger.Info("Endpoint transition", "pool", pool, "address", addr, "up", tr.Up, "reason", tr.Reason)
+	if err := w.write(ctx, v); err != nil {
+		w.logger.Warn("Could not record a transition; will retry", "pool", pool, "address", addr, "err", err)
+		w.mu.Lock()
+		w.pending[key] = v
+		w.mu.Unlock()
+	}
+}
+
+func (w *writer) write(ctx context.Context, v verdict) error {
+	state, changed, err := postgres.RecordVerdict(ctx, w.db, w.id, v.pool, v.addr, v.up, v.reason)
+	if err != nil {
+		if errors.Is(err, postgres.ErrUnknownEndpoint) || errors.Is(err, postgres.ErrUnknownPool) {
+			return nil // removed meanwhile: nothing to record
+		}
+		return err
+	}
+	if changed {
+		w.logger.Info("Endpoint health changed", "pool", v.pool, "address", v.addr, "state", state.String())
+	}
+	return nil
+}
+
+func (w *writer) flush(ctx context.Context) {
+	w.mu.Lock()
+	pending := w.pending
+	w.pending = map[string]verdict{}
+	w.mu.Unlock()
+	for key, v := range pending {
+		if err := w.write(ctx, v); err != nil {
+			w.mu.Lock()
+			if _, newer := w.pending[key]; !newer {
+				w.pending[key] = v
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// targets lists what to probe: every endpoint of every pool with a check,
+// drained and disabled ones too, so their health is known when they return.
+func targets(zs []*zones.Zone, logger *slog.Logger) []health.Target {
+	var out []health.Target
+	for _, z := range zs {
+		for _, p := range z.Pools {
+			if p.Check == nil {
+				continue
+			}
+			for _, e := range p.Endpoints {
+				c := p.Check
+				if e.Check != nil {
+					c = e.Check
+				}
+				hc, err := toCheck(c)
+				if err != nil {
+					logger.Warn("Not probing an endpoint with a bad check", "pool", p.Name, "address", e.Addr, "err", err)
+					continue
+				}
+				out = append(out, health.Target{Key: p.Name + "/" + e.Addr.String(), Addr: e.Addr, Check: hc})
+			}
+		}
+	}
+	return out
+}
+
+func splitKey(key string) (string, netip.Addr, bool) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return "", netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(key[i+1:])
+	return key[:i], a, err == nil
+}
+
+// toCheck turns the configuration into the prober's check, defaults
+// applied by the prober.
+func toCheck(c *zones.HealthCheck) (health.Check, error) {
+	hc := health.Check{
+		Type: c.Type, Port: c.Port, Host: c.Host, Method: c.Method, Path: c.Path,
+		ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody,
+		TLSVerify: !c.TLSInsecure, CAFile: c.CAFile,
+		DNSName: c.DNSName, Interval: c.Interval, Timeout: c.Timeout,
+		Rise: c.Rise, Fall: c.Fall, OK: c.OK,
+	}
+	if c.DNSType != "" {
+		hc.DNSType = dns.StringToType[strings.ToUpper(c.DNSType)]
+	}
+	if c.ExpectRcode != "" {
+		hc.ExpectRcode = dns.StringToRcode[strings.ToUpper(c.ExpectRcode)]
+	}
+	hc = hc.WithDefaults()
+	return hc, hc.Validate()
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meridiandns/meridian/store/postgres"
+	"github.com/meridiandns/meridian/store/postgres/pgtest"
+)
+
+// backend is an HTTP server on one loopback address whose health URL says
+// UP, or something else, and which can be stopped and started again.
+type backend struct {
+	addr string // ip:port
+	up   atomic.Bool
+	mu   sync.Mutex
+	srv  *http.Server
+}
+
+func (b *backend) start(t testing.TB) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" && b.up.Load() {
+			fmt.Fprintln(w, "UP")
+			return
+		}
+		fmt.Fprintln(w, "MAINTENANCE")
+	})}
+	go b.srv.Serve(ln)
+}
+
+func (b *backend) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv != nil {
+		b.srv.Close()
+		b.srv = nil
+	}
+}
+
+// backends starts n HTTP backends on 127.0.0.11, .12, ... sharing a port.
+func backends(t *testing.T, n int) ([]*backend, int) {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.11:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		var bs []*backend
+		ok := true
+		for i := range n {
+			b := &backend{addr: fmt.Sprintf("127.0.0.%d:%d", 11+i, port)}
+			b.up.Store(true)
+			probe, err := net.Listen("tcp", b.addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			probe.Close()
+			bs = append(bs, b)
+		}
+		if !ok {
+			continue
+		}
+		for _, b := range bs {
+			b.start(t)
+			t.Cleanup(b.stop)
+		}
+		return bs, port
+	}
+	t.Fatal("no port free on 127.0.0.11-13")
+	return nil, 0
+}
+
+// checkerProcess runs meridian-checker until the test ends.
+func checkerProcess(t *testing.T, url, id string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(otherBinary(t, "meridian-checker"), "--database", url, "--id", id, "--heartbeat", "300ms")
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("checker %s log:\n%s", id, logs.String())
+		}
+	})
+	return cmd
+}
+
+// TestE2EChecker runs PostgreSQL, meridian serve, two meridian-checkers
+// and three HTTP backends: a backend that fails its health URL leaves the
+// answers, comes back when healthy, survives one checker dying, and a
+// drain takes it out regardless of health.
+func TestE2EChecker(t *testing.T) {
+	requireDig(t)
+	bs, port := backends(t, 3)
+	url := pgtest.NewDB(t)
+	ctx := context.Background()
+	if _, _, err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	zone := fmt.Sprintf(`origin: e2e.test.
+soa: {ns: ns1, mbox: hostmaster, serial: 1}
+records:
+  - {name: "@", type: NS, data: ns1}
+  - {name: ns1, type: A, data: 192.0.2.53}
+datacenters: [{name: dc, lat: 50, lon: 8}]
+pools:
+  - name: www
+    health_check: {type: http, port: %d, path: /health, expect_body: UP, interval: 200ms, timeout: 150ms, rise: 2, fall: 2}
+    endpoints:
+      - {address: 127.0.0.11, datacenter: dc}
+      - {address: 127.0.0.12, datacenter: dc}
+      - {address: 127.0.0.13, datacenter: dc}
+`, port)
+	if err := os.WriteFile(dir+"/e2e.test.yaml", []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	meridianctl(t, url, "apply", "-f", dir+"/e2e.test.yaml")
+
+	c1 := checkerProcess(t, url, "c1")
+	checkerProcess(t, url, "c2")
+	m := startMeridian(t, dir, nil, "--listen", "127.0.0.1:0", "--database", url)
+	all := func(r *digResult) bool { return len(data(r.Answer, "A")) == 3 }
+	without := func(addr string) func(*digResult) bool {
+		return func(r *digResult) bool {
+			a := data(r.Answer, "A")
+			return len(a) == 2 && !slices.Contains(a, addr)
+		}
+	}
+	m.waitDig(t, "three endpoints", all, "www.e2e.test", "A")
+	// Both checkers have judged every endpoint up.
+	waitHealth(t, url, "127.0.0.12", "up")
+
+	// A wrong body (the service says it is in maintenance) takes .12 out.
+	start := time.Now()
+	bs[1].up.Store(false)
+	m.waitDig(t, ".12 leaves", without("127.0.0.12"), "www.e2e.test", "A")
+	t.Logf("failing health URL: out of the answers after %v (fall 2 x interval 200ms)", time.Since(start).Round(time.Millisecond))
+	bs[1].up.Store(true)
+	start = time.Now()
+	m.waitDig(t, ".12 returns", all, "www.e2e.test", "A")
+	t.Logf("healthy again: back after %v (rise 2 x interval 200ms)", time.Since(start).Round(time.Millisecond))
+
+	// A stopped backend (connection refused) leaves too, and one checker
+	// dying changes nothing: the other's verdicts carry the quorum.
+	c1.Process.Kill()
+	start = time.Now()
+	bs[2].stop()
+	m.waitDig(t, ".13 leaves", without("127.0.0.13"), "www.e2e.test", "A")
+	t.Logf("stopped backend: out of the answers after %v", time.Since(start).Round(time.Millisecond))
+	bs[2].start(t)
+	m.waitDig(t, ".13 returns", all, "www.e2e.test", "A")
+
+	// A drain takes an endpoint out whatever its health.
+	meridianctl(t, url, "drain", "--pool", "www.e2e.test", "--address", "127.0.0.11", "--reason", "e2e")
+	m.waitDig(t, ".11 drained", without("127.0.0.11"), "www.e2e.test", "A")
+	m.stop(t)
+}
+
+// waitHealth waits until meridianctl shows the endpoint in state.
+func waitHealth(t *testing.T, url, addr, state string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := meridianctl(t, url, "endpoints", "--pool", "www.e2e.test")
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, addr) && strings.Contains(line, " "+state) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never %s:\n%s", addr, state, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
