@@ -19,18 +19,16 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/miekg/dns"
 	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/health"
+	"github.com/meridiandns/meridian/health/targets"
 	"github.com/meridiandns/meridian/store/postgres"
-	"github.com/meridiandns/meridian/zones"
 )
 
 func main() {
@@ -114,7 +112,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 			logger.Error("Loading targets failed; probing the previous ones", "err", err)
 			return
 		}
-		ts := targets(d.Zones, logger)
+		ts := targets.FromZones(d.Zones, logger)
 		if err := sched.SetTargets(ts); err != nil {
 			logger.Warn("Some endpoints are not probed", "err", err)
 		}
@@ -183,7 +181,7 @@ type writer struct {
 }
 
 func (w *writer) record(ctx context.Context, key string, tr health.Transition) {
-	pool, addr, ok := splitKey(key)
+	pool, addr, ok := targets.SplitKey(key)
 	if !ok {
 		return
 	}
@@ -225,59 +223,4 @@ func (w *writer) flush(ctx context.Context) {
 			w.mu.Unlock()
 		}
 	}
-}
-
-// targets lists what to probe: every endpoint of every pool with a check,
-// drained and disabled ones too, so their health is known when they return.
-func targets(zs []*zones.Zone, logger *slog.Logger) []health.Target {
-	var out []health.Target
-	for _, z := range zs {
-		for _, p := range z.Pools {
-			if p.Check == nil {
-				continue
-			}
-			for _, e := range p.Endpoints {
-				c := p.Check
-				if e.Check != nil {
-					c = e.Check
-				}
-				hc, err := toCheck(c)
-				if err != nil {
-					logger.Warn("Not probing an endpoint with a bad check", "pool", p.Name, "address", e.Addr, "err", err)
-					continue
-				}
-				out = append(out, health.Target{Key: p.Name + "/" + e.Addr.String(), Addr: e.Addr, Check: hc})
-			}
-		}
-	}
-	return out
-}
-
-func splitKey(key string) (string, netip.Addr, bool) {
-	i := strings.LastIndexByte(key, '/')
-	if i < 0 {
-		return "", netip.Addr{}, false
-	}
-	a, err := netip.ParseAddr(key[i+1:])
-	return key[:i], a, err == nil
-}
-
-// toCheck turns the configuration into the prober's check, defaults
-// applied by the prober.
-func toCheck(c *zones.HealthCheck) (health.Check, error) {
-	hc := health.Check{
-		Type: c.Type, Port: c.Port, Host: c.Host, Method: c.Method, Path: c.Path,
-		ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody,
-		TLSVerify: !c.TLSInsecure, CAFile: c.CAFile,
-		DNSName: c.DNSName, Interval: c.Interval, Timeout: c.Timeout,
-		Rise: c.Rise, Fall: c.Fall, OK: c.OK,
-	}
-	if c.DNSType != "" {
-		hc.DNSType = dns.StringToType[strings.ToUpper(c.DNSType)]
-	}
-	if c.ExpectRcode != "" {
-		hc.ExpectRcode = dns.StringToRcode[strings.ToUpper(c.ExpectRcode)]
-	}
-	hc = hc.WithDefaults()
-	return hc, hc.Validate()
 }
