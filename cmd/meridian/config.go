@@ -27,11 +27,12 @@ const envPrefix = "MERIDIAN"
 // config is the configuration of "meridian serve". Every key is
 // documented here and in examples/meridian.yaml.
 type config struct {
-	DNS   dnsConfig   `mapstructure:"dns"`
-	Zones zonesConfig `mapstructure:"zones"`
-	Store storeConfig `mapstructure:"store"`
-	Geo   geoConfig   `mapstructure:"geo"`
-	Log   logConfig   `mapstructure:"log"`
+	DNS    dnsConfig    `mapstructure:"dns"`
+	Zones  zonesConfig  `mapstructure:"zones"`
+	Store  storeConfig  `mapstructure:"store"`
+	Health healthConfig `mapstructure:"health"`
+	Geo    geoConfig    `mapstructure:"geo"`
+	Log    logConfig    `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
 	file string
@@ -86,6 +87,14 @@ type storeConfig struct {
 	// checked when no change notification arrives: the longest a lost
 	// notification delays a change.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+}
+
+// healthConfig is the "health" section.
+type healthConfig struct {
+	// Checks (health.checks) runs the pools' health checks in-process
+	// when serving zone files, keeping what they find in memory. With
+	// store.database set, meridian-checker does it instead.
+	Checks bool `mapstructure:"checks"`
 }
 
 // geoConfig is the "geo" section: the GeoIP database that locates clients.
@@ -153,6 +162,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("store.database", "")
 	v.SetDefault("store.cache_file", "")
 	v.SetDefault("store.poll_interval", 5*time.Second)
+	v.SetDefault("health.checks", true)
 	v.SetDefault("geo.database", "")
 	v.SetDefault("geo.reload_interval", 30*time.Second)
 	v.SetDefault("log.level", "info")

@@ -200,3 +200,40 @@ func waitHealth(t *testing.T, url, addr, state string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestE2ELocalChecks serves zone files with health checks and no
+// database: the server probes the backends itself.
+func TestE2ELocalChecks(t *testing.T) {
+	requireDig(t)
+	bs, port := backends(t, 2)
+	dir := t.TempDir()
+	zone := fmt.Sprintf(`origin: local.test.
+soa: {ns: ns1, mbox: hostmaster, serial: 1}
+records:
+  - {name: "@", type: NS, data: ns1}
+  - {name: ns1, type: A, data: 192.0.2.53}
+datacenters: [{name: dc, lat: 50, lon: 8}]
+pools:
+  - name: www
+    health_check: {type: http, port: %d, path: /health, expect_body: UP, interval: 200ms, timeout: 150ms, rise: 2, fall: 2}
+    endpoints:
+      - {address: 127.0.0.11, datacenter: dc}
+      - {address: 127.0.0.12, datacenter: dc}
+`, port)
+	path := dir + "/local.test.yaml"
+	if err := os.WriteFile(path, []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := startMeridian(t, dir, nil, "--listen", "127.0.0.1:0", "--zone-file", path)
+	both := func(r *digResult) bool { return len(data(r.Answer, "A")) == 2 }
+	m.waitDig(t, "both endpoints", both, "www.local.test", "A")
+	bs[0].up.Store(false)
+	m.waitDig(t, ".11 leaves", func(r *digResult) bool {
+		a := data(r.Answer, "A")
+		return len(a) == 1 && a[0] == "127.0.0.12"
+	}, "www.local.test", "A")
+	m.waitLog(t, 0, 5*time.Second, func(l logLine) bool { return l.Msg == "Endpoint health changed" && l.attrs["state"] == "down" })
+	bs[0].up.Store(true)
+	m.waitDig(t, ".11 returns", both, "www.local.test", "A")
+	m.stop(t)
+}

@@ -72,6 +72,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		return err
 	}
 	defer closeStore()
+	checks := actor{"health checker", func(ctx context.Context) error { <-ctx.Done(); return nil }}
+	if cfg.Store.Database == "" && cfg.Health.Checks {
+		lc := &localChecker{files: st, health: store.NewHealth(), logger: logger}
+		st = store.WithHealth(st, lc.health)
+		checks.run = lc.run
+	}
 	r := newReloader(st, srv, logger)
 	var geoDB *geo.DB
 	if cfg.Geo.Database != "" {
@@ -103,6 +109,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	return runGroup(ctx,
 		actor{"dns server", srv.Serve},
 		actor{"reloader", r.run},
+		checks,
 		actor{"geoip watcher", func(ctx context.Context) error {
 			if cfg.Geo.Database != "" {
 				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, geoDB, srv.SetGeo, logger)
