@@ -31,7 +31,14 @@ type HealthCheck struct {
 	Rise         int           `json:"rise,omitempty"` // consecutive successes to come up
 	Fall         int           `json:"fall,omitempty"` // failures to go down
 	OK           int           `json:"ok,omitempty"`   // consecutive successes that forget failures
+	// DegradedTTL is the TTL of the pool's answers while any of its
+	// active endpoints is down or not yet judged, so that resolvers ask
+	// again soon after it recovers (default DefaultDegradedTTL).
+	DegradedTTL uint32 `json:"degraded_ttl,omitempty"`
 }
+
+// DefaultDegradedTTL is the answer TTL of a pool in trouble, in seconds.
+const DefaultDegradedTTL = 10
 
 // checkTypes are the probe types, in documentation order.
 var checkTypes = []string{"http", "https", "tcp", "dns"}
@@ -75,7 +82,7 @@ func (c *HealthCheck) Problems() []string {
 
 // healthCheckKeys are the keys of a health_check mapping.
 var healthCheckKeys = []string{"type", "port", "host", "method", "path", "expect_status", "expect_body",
-	"tls_insecure", "ca_file", "dns_name", "dns_type", "expect_rcode", "interval", "timeout", "rise", "fall", "ok"}
+	"tls_insecure", "ca_file", "dns_name", "dns_type", "expect_rcode", "interval", "timeout", "rise", "fall", "ok", "degraded_ttl"}
 
 // loadHealthCheck reads a health_check mapping over base (the pool's
 // check, for an endpoint's override; nil for a pool's own).
@@ -115,6 +122,9 @@ func (y *yamlZone) loadHealthCheck(n *yaml.Node, what string, base *HealthCheck)
 			}
 			c.Port = uint16(v)
 		}
+	}
+	if f["degraded_ttl"] != nil {
+		c.DegradedTTL, _ = y.uint32(f["degraded_ttl"], what+" degraded_ttl")
 	}
 	if f["tls_insecure"] != nil {
 		c.TLSInsecure, _ = y.bool(f["tls_insecure"], what+" tls_insecure")

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -199,7 +200,22 @@ func compilePool(p *Pool, dcs map[string]Datacenter) (*CompiledPool, error) {
 		}
 	}
 	cp.Geometry = geometry(cp)
+	if p.Check != nil && degraded(p) {
+		// Health-aware TTL: while checks find trouble (or have not judged
+		// yet), resolvers should come back soon for the recovered list.
+		cp.TTL = min(cp.TTL, cmp.Or(p.Check.DegradedTTL, DefaultDegradedTTL))
+	}
 	return cp, nil
+}
+
+// degraded reports whether an active endpoint of p is down or unjudged.
+func degraded(p *Pool) bool {
+	for _, e := range p.Endpoints {
+		if e.Admin == AdminActive && e.Health != HealthUp {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *DCEndpoints) add(e PoolEndpoint) {

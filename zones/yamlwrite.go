@@ -681,6 +681,7 @@ func yamlHealthCheck(c, base *HealthCheck) (*yaml.Node, error) {
 	num("rise", c.Rise, base.Rise)
 	num("fall", c.Fall, base.Fall)
 	num("ok", c.OK, base.OK)
+	num("degraded_ttl", int(c.DegradedTTL), int(base.DegradedTTL))
 	if err != nil {
 		return nil, err
 	}
