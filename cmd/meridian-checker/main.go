@@ -7,7 +7,9 @@
 //
 // Usage:
 //
-//	meridian-checker --database URL [--id NAME] [--region NAME]
+//	meridian-checker --database URL [--id NAME] [--region NAME] [--listen ADDR]
+//
+// With --listen it also serves the health-agent API (health/agentapi).
 package main
 
 import (
@@ -16,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -27,6 +31,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/health"
+	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/health/targets"
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -45,6 +50,7 @@ type options struct {
 	heartbeat     time.Duration
 	maxConcurrent int
 	logLevel      string
+	listen        string // agent API address; "" for none
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -58,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "heartbeat interval; a checker silent for 3 intervals stops counting")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", 256, "probes in flight at most")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.listen, "listen", "", "serve the health-agent API on this address (host:port); none by default")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meridian-checker --database URL [flags]\n\nProbe the endpoints of the pools in a Meridian PostgreSQL store and record their health.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -101,6 +108,15 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	// Agent API: listen before anything runs, so a bad address fails now.
+	var api *http.Server
+	var apiListener net.Listener
+	if o.listen != "" {
+		if apiListener, err = net.Listen("tcp", o.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		api = agentapi.NewServer(o.listen, agentapi.New(agentapi.PG{DB: pool}, logger))
+	}
 	logger.Info("Checker started", "id", o.id, "region", o.region)
 
 	sched := health.NewScheduler(health.SchedulerOptions{MaxConcurrent: o.maxConcurrent, Logger: logger})
@@ -123,6 +139,20 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
+	if api != nil { // agent API
+		wg.Go(func() {
+			logger.Info("Agent API listening", "address", apiListener.Addr().String())
+			if err := api.Serve(apiListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("Agent API failed", "err", err)
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = api.Shutdown(sctx)
+		})
+	}
 	wg.Go(func() {
 		st.Watch(ctx, func() {
 			select {
@@ -156,6 +186,12 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 				logger.Warn("Checkers no longer heartbeating; their verdicts stop counting", "checkers", expired)
 			}
 			w.flush(ctx) // verdicts that could not be written before
+			// Agent API: expired agent reports hand over to the quorum.
+			if n, err := postgres.ExpireReports(ctx, pool); err != nil {
+				logger.Warn("Expiring agent reports failed", "err", err)
+			} else if n > 0 {
+				logger.Info("Agent reports expired; the checkers' quorum decides again", "endpoints", n)
+			}
 		}
 	})
 	sched.Run(ctx, func(t health.Target, tr health.Transition) { w.record(ctx, t.Key, tr) })

@@ -91,9 +91,9 @@ func backends(t *testing.T, n int) ([]*backend, int) {
 }
 
 // checkerProcess runs meridian-checker until the test ends.
-func checkerProcess(t *testing.T, url, id string) *exec.Cmd {
+func checkerProcess(t *testing.T, url, id string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(otherBinary(t, "meridian-checker"), "--database", url, "--id", id, "--heartbeat", "300ms")
+	cmd := exec.Command(otherBinary(t, "meridian-checker"), append([]string{"--database", url, "--id", id, "--heartbeat", "300ms"}, extra...)...)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -144,7 +144,13 @@ pools:
 	meridianctl(t, url, "apply", "-f", dir+"/e2e.test.yaml")
 
 	c1 := checkerProcess(t, url, "c1")
-	checkerProcess(t, url, "c2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := ln.Addr().String()
+	ln.Close()
+	checkerProcess(t, url, "c2", "--listen", apiAddr)
 	m := startMeridian(t, dir, nil, "--listen", "127.0.0.1:0", "--database", url)
 	all := func(r *digResult) bool { return len(data(r.Answer, "A")) == 3 }
 	without := func(addr string) func(*digResult) bool {
@@ -176,6 +182,45 @@ pools:
 	t.Logf("stopped backend: out of the answers after %v", time.Since(start).Round(time.Millisecond))
 	bs[2].start(t)
 	m.waitDig(t, ".13 returns", all, "www.e2e.test", "A")
+
+	// An agent on .12 reports itself down through the API (with a token
+	// for its pool); it leaves at once, and comes back when it says up.
+	var token string
+	for _, line := range strings.Split(meridianctl(t, url, "token", "create", "--pool", "www.e2e.test", "--label", "agent12"), "\n") {
+		if strings.HasPrefix(line, "mrd_") {
+			token = strings.TrimSpace(line)
+		}
+	}
+	report := func(status string) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", "http://"+apiAddr+"/v1/pools/www.e2e.test/endpoints/127.0.0.12/report",
+			strings.NewReader(`{"status": "`+status+`", "ttl": "60s"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if token == "" {
+		t.Fatal("meridianctl token create printed no token")
+	}
+	if code := report("down"); code != http.StatusOK {
+		t.Fatalf("agent report: HTTP %d", code)
+	}
+	m.waitDig(t, ".12 reported down", without("127.0.0.12"), "www.e2e.test", "A")
+	if code := report("up"); code != http.StatusOK {
+		t.Fatalf("agent report: HTTP %d", code)
+	}
+	m.waitDig(t, ".12 reported up", all, "www.e2e.test", "A")
+	token = "mrd_wrong"
+	if code := report("down"); code != http.StatusUnauthorized {
+		t.Errorf("a wrong token got HTTP %d, want 401", code)
+	}
 
 	// A drain takes an endpoint out whatever its health.
 	meridianctl(t, url, "drain", "--pool", "www.e2e.test", "--address", "127.0.0.11", "--reason", "e2e")

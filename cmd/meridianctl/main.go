@@ -12,6 +12,9 @@
 //	meridianctl endpoints [--pool POOL]
 //	meridianctl audit [--limit N]
 //	meridianctl drain|disable|enable --pool POOL --address ADDR --reason TEXT
+//	meridianctl token create --pool POOL | --operator [--label TEXT]
+//	meridianctl token list
+//	meridianctl token revoke ID
 //
 // Every command takes --database URL, by default $MERIDIAN_STORE_DATABASE,
 // and refuses a database whose schema it does not know ("meridian
@@ -43,6 +46,7 @@ var program = &cli.Program{
 		{Name: "drain", Summary: "stop answering an endpoint, for maintenance", Run: adminCmd("drain")},
 		{Name: "disable", Summary: "stop answering an endpoint until enabled", Run: adminCmd("disable")},
 		{Name: "enable", Summary: "answer a drained or disabled endpoint again", Run: adminCmd("enable")},
+		{Name: "token", Summary: "create, list and revoke agent API tokens", Run: tokenCmd},
 	},
 }
 

@@ -56,7 +56,7 @@ const quorumChecker = "quorum"
 // when no live checker has a verdict. It returns the stored state too,
 // and the reason of the latest verdict each way.
 const quorumSQL = `
-SELECT id, quorum, old_state, up, down, up_reason, down_reason,
+SELECT id, quorum, old_state, old_reason, up, down, up_reason, down_reason, agent_status, agent_message,
 	CASE
 		WHEN up + down = 0 THEN 'unknown'
 		WHEN quorum = 'any' THEN CASE WHEN up > 0 THEN 'up' ELSE 'down' END
@@ -64,7 +64,8 @@ SELECT id, quorum, old_state, up, down, up_reason, down_reason,
 		ELSE CASE WHEN 2 * up > up + down THEN 'up' ELSE 'down' END
 	END
 FROM (
-	SELECT e.id, p.quorum, coalesce(h.state, 'unknown') AS old_state,
+	SELECT e.id, p.quorum, coalesce(h.state, 'unknown') AS old_state, coalesce(h.reason, '') AS old_reason,
+		a.status AS agent_status, coalesce(a.message, '') AS agent_message, -- agent API: a fresh report (004_agents.sql)
 		count(v.checker_id) FILTER (WHERE v.state = 'up') AS up,
 		count(v.checker_id) FILTER (WHERE v.state = 'down') AS down,
 		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up'))[1], '') AS up_reason,
@@ -72,10 +73,11 @@ FROM (
 	FROM endpoints e
 	JOIN pools p ON p.id = e.pool_id
 	LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
+	LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now()
 	LEFT JOIN (probe_verdicts v JOIN checkers c ON c.id = v.checker_id AND c.dead_since IS NULL)
 		ON v.endpoint_id = e.id
 	WHERE e.id = ANY($1)
-	GROUP BY e.id, p.quorum, h.state
+	GROUP BY e.id, p.quorum, h.state, h.reason, a.status, a.message
 ) t
 ORDER BY id`
 
@@ -85,11 +87,36 @@ type quorumResult struct {
 	quorum, old, state   string
 	up, down             int64
 	upReason, downReason string
+	// Agent API (agent.go): the stored reason, and the fresh agent
+	// report, if any, which wins over the quorum (see effective).
+	oldReason    string
+	agentStatus  *string
+	agentMessage string
+}
+
+// effective applies a fresh agent report over the quorum: up is up, down
+// and drain are down. (agent API)
+func (r *quorumResult) effective() {
+	if r.agentStatus == nil {
+		return
+	}
+	r.state = "down"
+	if *r.agentStatus == "up" {
+		r.state = "up"
+	}
 }
 
 // reason is the reason stored in endpoint_health, e.g.
-// "majority: 2 of 3 checkers say down: connection refused".
+// "majority: 2 of 3 checkers say down: connection refused", or
+// "agent: drain: <message>" when a fresh agent report decides.
 func (r *quorumResult) reason() string {
+	if r.agentStatus != nil { // agent API
+		s := "agent: " + *r.agentStatus
+		if r.agentMessage != "" {
+			s += ": " + r.agentMessage
+		}
+		return s
+	}
 	var n int64
 	var why string
 	switch r.state {
@@ -107,9 +134,19 @@ func (r *quorumResult) reason() string {
 	return s
 }
 
-// recomputeHealth computes the quorum of the endpoints ids and, where the
-// effective state changed, writes endpoint_health and a quorum transition.
-// The caller holds the version row.
+// reasonKind is the category of a stored reason: "agent" for an agent
+// report's, "" for anything else (a quorum's, a zone file's). (agent API)
+func reasonKind(reason string) string {
+	if strings.HasPrefix(reason, "agent:") {
+		return "agent"
+	}
+	return ""
+}
+
+// recomputeHealth computes the quorum of the endpoints ids, overridden by
+// fresh agent reports, and, where the effective state or the category of
+// its reason (agent or not) changed, writes endpoint_health and a quorum
+// transition. The caller holds the version row.
 func recomputeHealth(ctx context.Context, tx pgx.Tx, ids []int64) ([]quorumResult, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -120,7 +157,9 @@ func recomputeHealth(ctx context.Context, tx pgx.Tx, ids []int64) ([]quorumResul
 	}
 	var out []quorumResult
 	var r quorumResult
-	_, err = pgx.ForEachRow(rows, []any{&r.id, &r.quorum, &r.old, &r.up, &r.down, &r.upReason, &r.downReason, &r.state}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.id, &r.quorum, &r.old, &r.oldReason, &r.up, &r.down, &r.upReason, &r.downReason,
+		&r.agentStatus, &r.agentMessage, &r.state}, func() error {
+		r.effective()
 		out = append(out, r)
 		return nil
 	})
@@ -129,10 +168,10 @@ func recomputeHealth(ctx context.Context, tx pgx.Tx, ids []int64) ([]quorumResul
 	}
 	b := &pgx.Batch{}
 	for _, r := range out {
-		if r.state == r.old {
+		reason := r.reason()
+		if r.state == r.old && reasonKind(reason) == reasonKind(r.oldReason) {
 			continue
 		}
-		reason := r.reason()
 		b.Queue(`INSERT INTO endpoint_health (endpoint_id, state, reason) VALUES ($1, $2, $3)
 			ON CONFLICT (endpoint_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated_at = now()`,
 			r.id, r.state, reason)

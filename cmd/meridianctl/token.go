@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/pflag"
+
+	"github.com/meridiandns/meridian/store/postgres"
+)
+
+// tokenCmd implements "meridianctl token create|list|revoke": the bearer
+// tokens of the health-agent API (meridian-checker --listen).
+func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, "Usage: meridianctl token <command> [flags]\n\n"+
+			"Manage the tokens of the health-agent API.\n\n"+
+			"Commands:\n"+
+			"  create --pool POOL [--label L]     an agent token, for the endpoints of one pool\n"+
+			"  create --operator [--label L]      an operator token, for every pool and admin states\n"+
+			"  list                               the tokens (never their secrets)\n"+
+			"  revoke ID                          revoke a token for good\n")
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "create":
+		return tokenCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return tokenList(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return tokenRevoke(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "meridianctl token: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	const name = "token create"
+	f := newFlags(name, "--pool POOL | --operator [--label TEXT] [flags]",
+		"Create a token and print it, once: only its hash is stored. An agent token (--pool)\n"+
+			"reports on the endpoints of one pool; an operator token (--operator) acts on any pool,\n"+
+			"admin states included.", stderr)
+	pool := f.String("pool", "", "the pool of an agent token (www.example.com.)")
+	operator := f.Bool("operator", false, "an operator token, for every pool")
+	label := f.String("label", "", "what the token is for; the audit log names operator tokens by it")
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	if (*pool == "") == !*operator {
+		fmt.Fprintf(stderr, "meridianctl %s: give either --pool or --operator\n", name)
+		return 2
+	}
+	kind := postgres.TokenAgent
+	if *operator {
+		kind = postgres.TokenOperator
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	defer conn.Close(context.Background())
+	token, id, err := postgres.CreateToken(ctx, conn, kind, *pool, *label)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	fmt.Fprintf(stderr, "Token %d (%s) created. It is shown only now: store it safely.\n", id, kind)
+	fmt.Fprintln(stdout, token)
+	return 0
+}
+
+func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	const name = "token list"
+	f := newFlags(name, "[flags]", "List the tokens of the agent API, revoked ones too; never their secrets.", stderr)
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	defer conn.Close(context.Background())
+	ts, err := postgres.ListTokens(ctx, conn)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	tw := table(stdout, "ID", "KIND", "POOL", "LABEL", "CREATED", "REVOKED")
+	for _, t := range ts {
+		row(tw, t.ID, t.Kind, dash(t.Pool), dash(t.Label), when(t.Created), when(t.Revoked))
+	}
+	return flush(tw, stderr, name)
+}
+
+func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	const name = "token revoke"
+	f := newFlags(name, "ID [flags]", "Revoke a token for good: the API refuses it from now on.", stderr)
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)
+		return 2
+	}
+	if f.NArg() != 1 {
+		f.Usage()
+		return 2
+	}
+	id, err := strconv.ParseInt(f.Arg(0), 10, 64)
+	if err != nil || id <= 0 {
+		fmt.Fprintf(stderr, "meridianctl %s: %q is no token id (see meridianctl token list)\n", name, f.Arg(0))
+		return 2
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	defer conn.Close(context.Background())
+	if err := postgres.RevokeToken(ctx, conn, id); err != nil {
+		return fail(stderr, name, err)
+	}
+	fmt.Fprintf(stdout, "token %d revoked\n", id)
+	return 0
+}

@@ -1,0 +1,411 @@
+// Package agentapi is Meridian's health-agent HTTP API: agents on the
+// endpoints push their status (up, down, drain, or HAProxy agent-check
+// words), load and capacity; operators drain and enable endpoints and
+// read the effective state. Every request but GET /healthz needs a bearer
+// token (meridianctl token create): an agent token acts on its own pool
+// only, an operator token on any pool.
+//
+//	POST /v1/pools/{pool}/endpoints/{address}/report  {"status": "up 75%", "load": 0.3, "ttl": "30s", ...}
+//	POST /v1/pools/{pool}/endpoints/{address}/admin   {"state": "drain", "reason": "..."} (operator tokens)
+//	GET  /v1/pools
+//	GET  /v1/pools/{pool}/endpoints
+//	GET  /healthz
+//
+// Errors are JSON, {"error": "..."}: 400 for a bad request, 401 for a
+// missing or invalid token (which of them is not said), 403 for a token
+// that may not do it, 404 for an unknown pool or endpoint, 413 for a body
+// over 64 KiB. A request that fails changes nothing.
+package agentapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/meridiandns/meridian/store/postgres"
+	"github.com/meridiandns/meridian/zones"
+)
+
+// MaxBody bounds request bodies.
+const MaxBody = 64 << 10
+
+// DefaultTTL is how long a report holds when it gives no ttl.
+const DefaultTTL = 30 * time.Second
+
+// Store is what the API needs of the store; PG implements it.
+type Store interface {
+	CheckToken(ctx context.Context, token string) (postgres.TokenInfo, error)
+	ReportAgent(ctx context.Context, pool string, addr netip.Addr, r postgres.Report) (zones.HealthState, bool, error)
+	SetAdmin(ctx context.Context, pool string, addr netip.Addr, state zones.AdminState, reason, actor string) (zones.AdminState, error)
+	ListPools(ctx context.Context) ([]postgres.PoolInfo, error)
+	ListEndpoints(ctx context.Context, pool string) ([]postgres.EndpointInfo, error)
+}
+
+// Handler serves the API.
+type Handler struct {
+	store  Store
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the API's handler over store; logger (nil: none) gets the
+// internal errors that clients are not shown.
+func New(store Store, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{store: store, logger: logger, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	h.mux.HandleFunc("POST /v1/pools/{pool}/endpoints/{address}/report", h.report)
+	h.mux.HandleFunc("POST /v1/pools/{pool}/endpoints/{address}/admin", h.admin)
+	h.mux.HandleFunc("GET /v1/pools", h.pools)
+	h.mux.HandleFunc("GET /v1/pools/{pool}/endpoints", h.endpoints)
+	return h
+}
+
+// ServeHTTP serves r; requests no route takes get JSON errors too.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		w = &jsonErrorWriter{ResponseWriter: w}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// jsonErrorWriter turns the mux's plain-text 404 and 405 into JSON.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.Header().Del("X-Content-Type-Options")
+	writeJSON(w.ResponseWriter, code, errorBody{strings.ToLower(http.StatusText(code))})
+}
+
+func (w *jsonErrorWriter) Write(b []byte) (int, error) {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
+	}
+	return len(b), nil
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, format string, args ...any) {
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="meridian"`)
+	}
+	writeJSON(w, code, errorBody{fmt.Sprintf(format, args...)})
+}
+
+// storeError answers a store error: 404 for an unknown pool or endpoint,
+// 400 for a bad report, else 500 with the details only in the log.
+func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, postgres.ErrUnknownPool):
+		writeError(w, http.StatusNotFound, "unknown pool %s", zones.CanonicalName(r.PathValue("pool")))
+	case errors.Is(err, postgres.ErrUnknownEndpoint):
+		writeError(w, http.StatusNotFound, "pool %s has no endpoint %s", zones.CanonicalName(r.PathValue("pool")), r.PathValue("address"))
+	case errors.Is(err, postgres.ErrBadReport):
+		writeError(w, http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), "postgres: agent report: "))
+	default:
+		h.logger.Error("Agent API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+const badToken = "missing or invalid token"
+
+// authenticate returns the request's token, or answers 401.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (postgres.TokenInfo, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		writeError(w, http.StatusUnauthorized, badToken)
+		return postgres.TokenInfo{}, false
+	}
+	t, err := h.store.CheckToken(r.Context(), strings.TrimSpace(token))
+	if errors.Is(err, postgres.ErrBadToken) {
+		writeError(w, http.StatusUnauthorized, badToken)
+		return postgres.TokenInfo{}, false
+	}
+	if err != nil {
+		h.storeError(w, r, err)
+		return postgres.TokenInfo{}, false
+	}
+	return t, true
+}
+
+// target authenticates and authorises a request on {pool}/{address}:
+// operatorOnly refuses agent tokens.
+func (h *Handler) target(w http.ResponseWriter, r *http.Request, operatorOnly bool) (t postgres.TokenInfo, pool string, addr netip.Addr, ok bool) {
+	if t, ok = h.authenticate(w, r); !ok {
+		return
+	}
+	pool = zones.CanonicalName(r.PathValue("pool"))
+	if operatorOnly && t.Kind != postgres.TokenOperator {
+		writeError(w, http.StatusForbidden, "this needs an operator token")
+		return t, "", addr, false
+	}
+	if !t.MayAct(pool) {
+		writeError(w, http.StatusForbidden, "this token is not for pool %s", pool)
+		return t, "", addr, false
+	}
+	addr, err := netip.ParseAddr(r.PathValue("address"))
+	if err != nil || addr.Zone() != "" {
+		writeError(w, http.StatusBadRequest, "bad endpoint address %q", r.PathValue("address"))
+		return t, "", addr, false
+	}
+	return t, pool, addr.Unmap(), true
+}
+
+// decode reads the JSON body into v, strictly, or answers 400 or 413.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.Decode(&struct{}{}) != io.EOF {
+			err = errors.New("more than one JSON value")
+		}
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxBody)
+	case errors.Is(err, io.EOF):
+		writeError(w, http.StatusBadRequest, "bad JSON: empty body")
+	default:
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		msg := "bad JSON"
+		switch {
+		case errors.As(err, &syntax):
+			msg = fmt.Sprintf("bad JSON at byte %d", syntax.Offset)
+		case errors.As(err, &typ):
+			msg = fmt.Sprintf("bad JSON: field %q: want %s", typ.Field, typ.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			msg = "bad JSON: " + strings.TrimPrefix(err.Error(), "json: ")
+		case err.Error() == "more than one JSON value":
+			msg = "bad JSON: more than one value"
+		}
+		writeError(w, http.StatusBadRequest, "%s", msg)
+	}
+	return false
+}
+
+// ReportRequest is the body of POST .../report.
+type ReportRequest struct {
+	Status        string   `json:"status"` // see ParseStatus
+	Load          *float64 `json:"load,omitempty"`
+	Connections   *int     `json:"connections,omitempty"`
+	Capacity      *int     `json:"capacity,omitempty"`
+	WeightPercent *int     `json:"weight_percent,omitempty"`
+	Message       string   `json:"message,omitempty"`
+	TTL           string   `json:"ttl,omitempty"` // a Go duration, default DefaultTTL
+}
+
+// Report turns the request into the store's report, or says what is
+// wrong with it.
+func (q *ReportRequest) Report() (postgres.Report, error) {
+	st, err := ParseStatus(q.Status)
+	if err != nil {
+		return postgres.Report{}, err
+	}
+	rep := postgres.Report{Status: st.State, Load: q.Load, Connections: q.Connections, Capacity: q.Capacity,
+		WeightPercent: q.WeightPercent, Message: q.Message, TTL: DefaultTTL}
+	if st.WeightPercent != nil {
+		if q.WeightPercent != nil && *q.WeightPercent != *st.WeightPercent {
+			return postgres.Report{}, errors.New("weight_percent and the status's N% differ")
+		}
+		rep.WeightPercent = st.WeightPercent
+	}
+	if st.MaxConn != nil {
+		if q.Capacity != nil && *q.Capacity != *st.MaxConn {
+			return postgres.Report{}, errors.New("capacity and the status's maxconn:N differ")
+		}
+		rep.Capacity = st.MaxConn
+	}
+	if rep.Message == "" {
+		rep.Message = st.Note
+	}
+	if q.TTL != "" {
+		if rep.TTL, err = time.ParseDuration(q.TTL); err != nil {
+			return postgres.Report{}, fmt.Errorf("ttl %q: want a duration such as 30s", q.TTL)
+		}
+	}
+	if err := rep.Validate(); err != nil {
+		return postgres.Report{}, err
+	}
+	return rep, nil
+}
+
+// ReportResponse answers a report.
+type ReportResponse struct {
+	Pool    string `json:"pool"`
+	Address string `json:"address"`
+	Health  string `json:"health"`  // effective, after the report
+	Changed bool   `json:"changed"` // whether the report changed it
+}
+
+func (h *Handler) report(w http.ResponseWriter, r *http.Request) {
+	_, pool, addr, ok := h.target(w, r, false)
+	if !ok {
+		return
+	}
+	var req ReportRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	rep, err := req.Report()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%s", err)
+		return
+	}
+	state, changed, err := h.store.ReportAgent(r.Context(), pool, addr, rep)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ReportResponse{Pool: pool, Address: addr.String(), Health: state.String(), Changed: changed})
+}
+
+// AdminRequest is the body of POST .../admin.
+type AdminRequest struct {
+	State  string `json:"state"` // active, drain or disabled
+	Reason string `json:"reason"`
+}
+
+// AdminResponse answers an admin request.
+type AdminResponse struct {
+	Pool    string `json:"pool"`
+	Address string `json:"address"`
+	Old     string `json:"old"`
+	State   string `json:"state"`
+}
+
+func (h *Handler) admin(w http.ResponseWriter, r *http.Request) {
+	t, pool, addr, ok := h.target(w, r, true)
+	if !ok {
+		return
+	}
+	var req AdminRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	state, err := zones.ParseAdminState(req.State)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "state %q: want active, drain or disabled", req.State)
+		return
+	}
+	if state != zones.AdminActive && strings.TrimSpace(req.Reason) == "" {
+		writeError(w, http.StatusBadRequest, "give a reason to %s, for the audit log", state)
+		return
+	}
+	if len(req.Reason) > 1024 {
+		writeError(w, http.StatusBadRequest, "reason of %d bytes: want at most 1024", len(req.Reason))
+		return
+	}
+	old, err := h.store.SetAdmin(r.Context(), pool, addr, state, req.Reason, t.Actor())
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, AdminResponse{Pool: pool, Address: addr.String(), Old: old.String(), State: state.String()})
+}
+
+// Pool is an element of GET /v1/pools.
+type Pool struct {
+	Zone      string `json:"zone"`
+	Name      string `json:"name"`
+	Endpoints int    `json:"endpoints"`
+	Active    int    `json:"active"`
+	Up        int    `json:"up"`
+	Down      int    `json:"down"`
+	Eligible  int    `json:"eligible"`
+}
+
+func (h *Handler) pools(w http.ResponseWriter, r *http.Request) {
+	t, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	ps, err := h.store.ListPools(r.Context())
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	out := []Pool{}
+	for _, p := range ps {
+		if t.MayAct(p.Name) {
+			out = append(out, Pool{Zone: p.Zone, Name: p.Name, Endpoints: p.Endpoints, Active: p.Active, Up: p.Up, Down: p.Down, Eligible: p.Eligible})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Endpoint is an element of GET /v1/pools/{pool}/endpoints.
+type Endpoint struct {
+	Zone          string     `json:"zone"`
+	Pool          string     `json:"pool"`
+	Address       string     `json:"address"`
+	Datacenter    string     `json:"datacenter"`
+	Weight        uint32     `json:"weight"`
+	Admin         string     `json:"admin"`
+	AdminReason   string     `json:"admin_reason,omitempty"`
+	Health        string     `json:"health"`
+	HealthReason  string     `json:"health_reason,omitempty"`
+	HealthUpdated *time.Time `json:"health_updated,omitempty"`
+	Eligible      bool       `json:"eligible"`
+}
+
+func (h *Handler) endpoints(w http.ResponseWriter, r *http.Request) {
+	t, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	pool := zones.CanonicalName(r.PathValue("pool"))
+	if !t.MayAct(pool) {
+		writeError(w, http.StatusForbidden, "this token is not for pool %s", pool)
+		return
+	}
+	es, err := h.store.ListEndpoints(r.Context(), pool)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	out := []Endpoint{}
+	for _, e := range es {
+		x := Endpoint{Zone: e.Zone, Pool: e.Pool, Address: e.Addr.String(), Datacenter: e.Datacenter, Weight: e.Weight,
+			Admin: e.Admin.String(), AdminReason: e.AdminReason, Health: e.Health.String(), HealthReason: e.HealthReason, Eligible: e.Eligible}
+		if !e.HealthUpdated.IsZero() {
+			u := e.HealthUpdated
+			x.HealthUpdated = &u
+		}
+		out = append(out, x)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
