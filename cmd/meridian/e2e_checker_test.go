@@ -90,6 +90,28 @@ func backends(t *testing.T, n int) ([]*backend, int) {
 	return nil, 0
 }
 
+// checkedZone is a YAML zone with a pool www of n endpoints on
+// 127.0.0.11 and up, probed over HTTP on port: fast checks (200 ms, rise
+// and fall 2) so that tests see transitions quickly.
+func checkedZone(origin string, port, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `origin: %s
+soa: {ns: ns1, mbox: hostmaster, serial: 1}
+records:
+  - {name: "@", type: NS, data: ns1}
+  - {name: ns1, type: A, data: 192.0.2.53}
+datacenters: [{name: dc, lat: 50, lon: 8}]
+pools:
+  - name: www
+    health_check: {type: http, port: %d, path: /health, expect_body: UP, interval: 200ms, timeout: 150ms, rise: 2, fall: 2}
+    endpoints:
+`, origin, port)
+	for i := range n {
+		fmt.Fprintf(&b, "      - {address: 127.0.0.%d, datacenter: dc}\n", 11+i)
+	}
+	return b.String()
+}
+
 // checkerProcess runs meridian-checker until the test ends.
 func checkerProcess(t *testing.T, url, id string, extra ...string) *exec.Cmd {
 	t.Helper()
@@ -124,20 +146,7 @@ func TestE2EChecker(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	zone := fmt.Sprintf(`origin: e2e.test.
-soa: {ns: ns1, mbox: hostmaster, serial: 1}
-records:
-  - {name: "@", type: NS, data: ns1}
-  - {name: ns1, type: A, data: 192.0.2.53}
-datacenters: [{name: dc, lat: 50, lon: 8}]
-pools:
-  - name: www
-    health_check: {type: http, port: %d, path: /health, expect_body: UP, interval: 200ms, timeout: 150ms, rise: 2, fall: 2}
-    endpoints:
-      - {address: 127.0.0.11, datacenter: dc}
-      - {address: 127.0.0.12, datacenter: dc}
-      - {address: 127.0.0.13, datacenter: dc}
-`, port)
+	zone := checkedZone("e2e.test.", port, 3)
 	if err := os.WriteFile(dir+"/e2e.test.yaml", []byte(zone), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -252,19 +261,7 @@ func TestE2ELocalChecks(t *testing.T) {
 	requireDig(t)
 	bs, port := backends(t, 2)
 	dir := t.TempDir()
-	zone := fmt.Sprintf(`origin: local.test.
-soa: {ns: ns1, mbox: hostmaster, serial: 1}
-records:
-  - {name: "@", type: NS, data: ns1}
-  - {name: ns1, type: A, data: 192.0.2.53}
-datacenters: [{name: dc, lat: 50, lon: 8}]
-pools:
-  - name: www
-    health_check: {type: http, port: %d, path: /health, expect_body: UP, interval: 200ms, timeout: 150ms, rise: 2, fall: 2}
-    endpoints:
-      - {address: 127.0.0.11, datacenter: dc}
-      - {address: 127.0.0.12, datacenter: dc}
-`, port)
+	zone := checkedZone("local.test.", port, 2)
 	path := dir + "/local.test.yaml"
 	if err := os.WriteFile(path, []byte(zone), 0o644); err != nil {
 		t.Fatal(err)

@@ -303,21 +303,7 @@ func ReportAgent(ctx context.Context, db DB, pool string, addr netip.Addr, r Rep
 		id, r.Status, load, r.Connections, r.Capacity, r.WeightPercent, r.Message, r.TTL.Microseconds()); err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
 	}
-	rs, err := sweepAndRecompute(ctx, tx, "", false, id)
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", what, err)
-	}
-	i := slices.IndexFunc(rs, func(r quorumResult) bool { return r.id == id })
-	if i < 0 {
-		return 0, false, fmt.Errorf("%s: the endpoint vanished", what)
-	}
-	if effective, err = zones.ParseHealthState(rs[i].state); err != nil {
-		return 0, false, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, false, fmt.Errorf("%s: commit: %w", what, err)
-	}
-	return effective, rs[i].state != rs[i].old, nil
+	return recomputeAndCommit(ctx, tx, what, id)
 }
 
 // expiredSQL finds the endpoints whose agent report has expired but whose

@@ -401,23 +401,8 @@ func RecordVerdict(ctx context.Context, db DB, checkerID, pool string, addr neti
 			return 0, false, fmt.Errorf("%s: log transition: %w", what, err)
 		}
 	}
-	// The empty id, which no checker has, sweeps every expired checker,
-	// the one recording too.
-	rs, err := sweepAndRecompute(ctx, tx, "", false, id)
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", what, err)
-	}
-	i := slices.IndexFunc(rs, func(r quorumResult) bool { return r.id == id })
-	if i < 0 {
-		return 0, false, fmt.Errorf("%s: the endpoint vanished", what)
-	}
-	if effective, err = zones.ParseHealthState(rs[i].state); err != nil {
-		return 0, false, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, false, fmt.Errorf("%s: commit: %w", what, err)
-	}
-	return effective, rs[i].state != rs[i].old, nil
+	// Expired checkers are swept too, the one recording included.
+	return recomputeAndCommit(ctx, tx, what, id)
 }
 
 // ProbeTarget is an endpoint for the checkers to probe.
@@ -541,4 +526,27 @@ func EndpointHealth(ctx context.Context, q Querier, pool string, addr netip.Addr
 		return nil, fmt.Errorf("postgres: verdicts on pool %s endpoint %s: %w", pool, addr, err)
 	}
 	return out, nil
+}
+
+// recomputeAndCommit sweeps expired checkers, recomputes endpoint id's
+// effective health and commits tx, returning the health and whether it
+// changed: the end of every write that can move an endpoint's health.
+func recomputeAndCommit(ctx context.Context, tx pgx.Tx, what string, id int64) (zones.HealthState, bool, error) {
+	// The empty id, which no checker has, sweeps every expired checker.
+	rs, err := sweepAndRecompute(ctx, tx, "", false, id)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	i := slices.IndexFunc(rs, func(r quorumResult) bool { return r.id == id })
+	if i < 0 {
+		return 0, false, fmt.Errorf("%s: the endpoint vanished", what)
+	}
+	effective, err := zones.ParseHealthState(rs[i].state)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, false, fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return effective, rs[i].state != rs[i].old, nil
 }
