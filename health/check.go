@@ -51,6 +51,9 @@ const (
 	TypeHTTP  = "http"
 	TypeHTTPS = "https"
 	TypeTCP   = "tcp"
+	// TypeAgent reads one line from an HAProxy agent-check agent on the
+	// port ("up", "drain", "75%", ...), so existing agents work unchanged.
+	TypeAgent = "agent"
 	TypeDNS   = "dns"
 )
 
@@ -58,7 +61,7 @@ const (
 // fields take the defaults of WithDefaults; Type, and Port or DNSName as
 // the type needs, have none.
 type Check struct {
-	Type string // "http", "https", "tcp" or "dns"
+	Type string // "http", "https", "tcp", "dns" or "agent"
 	// Port is required for http, https and tcp; dns defaults to 53.
 	Port uint16
 
@@ -167,9 +170,9 @@ func (c Check) Validate() error {
 		if c.CAFile != "" && c.Type == TypeHTTPS && !c.TLSVerify {
 			bad("ca file %q given but tls verification is off", c.CAFile)
 		}
-	case TypeTCP:
+	case TypeTCP, TypeAgent:
 		if c.Port == 0 {
-			bad("port required for tcp")
+			bad("port required for %s", c.Type)
 		}
 	case TypeDNS:
 		if c.DNSName == "" {

@@ -71,6 +71,8 @@ func Probe(ctx context.Context, t Target) Result {
 		err = probeTCP(pctx, t.Addr, c)
 	case TypeDNS:
 		err = probeDNS(pctx, t.Addr, c)
+	case TypeAgent:
+		err = probeAgent(pctx, t.Addr, c)
 	default:
 		err = fmt.Errorf("unknown check type %q", c.Type)
 	}
@@ -181,6 +183,61 @@ func probeTCP(ctx context.Context, addr netip.Addr, c Check) error {
 		return step("connect", err)
 	}
 	return conn.Close()
+}
+
+// probeAgent speaks HAProxy's agent-check protocol: connect, read one
+// line of words. up and ready pass; down, fail, stopped, drain, maint and
+// a lone 0% fail with the agent's words as the reason, since for DNS all of
+// them mean "do not send clients here". Weights (75%) and maxconn:N pass.
+func probeAgent(ctx context.Context, addr netip.Addr, c Check) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, c.Port).String())
+	if err != nil {
+		return step("connect", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	line, err := bufio.NewReaderSize(io.LimitReader(conn, 512), 512).ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return step("read", err)
+	}
+	return judgeAgentLine(line)
+}
+
+// judgeAgentLine applies the agent-check vocabulary to one line.
+func judgeAgentLine(line string) error {
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		line = line[:i] // a comment for humans
+	}
+	words := strings.FieldsFunc(strings.ToLower(line), func(r rune) bool { return r == ' ' || r == '\t' || r == ',' || r == '\r' || r == '\n' })
+	if len(words) == 0 {
+		return failure("agent said nothing")
+	}
+	// A weight or maxconn alone means up, as in HAProxy.
+	for _, w := range words {
+		switch {
+		case w == "up" || w == "ready":
+		case w == "down" || w == "fail" || w == "stopped" || w == "drain" || w == "maint":
+			return failure("agent says " + strings.Join(words, " "))
+		case strings.HasSuffix(w, "%"):
+			n, err := strconv.Atoi(strings.TrimSuffix(w, "%"))
+			if err != nil || n < 0 {
+				return failure(fmt.Sprintf("agent sent a bad weight %q", w))
+			}
+			if n == 0 && len(words) == 1 {
+				return failure("agent says 0% (drain)")
+			}
+		case strings.HasPrefix(w, "maxconn:"):
+			if _, err := strconv.Atoi(strings.TrimPrefix(w, "maxconn:")); err != nil {
+				return failure(fmt.Sprintf("agent sent a bad %q", w))
+			}
+		default:
+			return failure(fmt.Sprintf("agent sent an unknown word %q", w))
+		}
+	}
+	return nil
 }
 
 func probeDNS(ctx context.Context, addr netip.Addr, c Check) error {

@@ -14,7 +14,7 @@ import (
 // the endpoint's own address, never through a public name. Zero fields
 // take the checker's defaults, so a check says only what differs.
 type HealthCheck struct {
-	Type         string        `json:"type"`                    // http, https, tcp or dns
+	Type         string        `json:"type"`                    // http, https, tcp, dns or agent (HAProxy agent-check)
 	Port         uint16        `json:"port,omitempty"`          // required for http, https and tcp
 	Host         string        `json:"host,omitempty"`          // HTTP Host header and TLS server name
 	Method       string        `json:"method,omitempty"`        // HTTP method (GET)
@@ -41,7 +41,7 @@ type HealthCheck struct {
 const DefaultDegradedTTL = 10
 
 // checkTypes are the probe types, in documentation order.
-var checkTypes = []string{"http", "https", "tcp", "dns"}
+var checkTypes = []string{"http", "https", "tcp", "dns", "agent"}
 
 // Problems lists what is wrong with c, in words for an operator.
 func (c *HealthCheck) Problems() []string {

@@ -4,7 +4,7 @@
 -- pool's check. Changes reach DNS servers and checkers through the
 -- existing triggers of both tables.
 ALTER TABLE pools ADD COLUMN health_check jsonb
-    CHECK (health_check IS NULL OR (jsonb_typeof(health_check) = 'object' AND health_check->>'type' IN ('http', 'https', 'tcp', 'dns')));
+    CHECK (health_check IS NULL OR (jsonb_typeof(health_check) = 'object' AND health_check->>'type' IN ('http', 'https', 'tcp', 'dns', 'agent')));
 ALTER TABLE endpoints ADD COLUMN health_check jsonb
     CHECK (health_check IS NULL OR jsonb_typeof(health_check) = 'object');
 
