@@ -75,7 +75,35 @@ type Endpoint struct {
 	// Check, when set, replaces the pool's health check for this endpoint
 	// (a different port or Host, say).
 	Check *HealthCheck
+	// Agent is what the endpoint's agent last reported, while fresh; nil
+	// otherwise. It comes from the store, never from zone files.
+	Agent *AgentState
 	Line  int
+}
+
+// AgentState is the part of an agent's report that shapes answers.
+type AgentState struct {
+	Load          float64 // 0..1; meaningful when HasLoad
+	HasLoad       bool
+	WeightPercent int // of the configured weight; 0: not reported
+}
+
+// EffectiveWeight is the weight answers use: the configured one, scaled
+// by the agent's weight percentage, and, when the pool sheds load and the
+// agent's load is above shedLoad, reduced in proportion toward zero at
+// load 1. Zero means the endpoint takes no new clients.
+func (e *Endpoint) EffectiveWeight(shedLoad float64) uint32 {
+	w := float64(e.Weight)
+	if e.Agent == nil {
+		return e.Weight
+	}
+	if e.Agent.WeightPercent > 0 {
+		w = w * float64(e.Agent.WeightPercent) / 100
+	}
+	if shedLoad > 0 && e.Agent.HasLoad && e.Agent.Load > shedLoad {
+		w *= max(0, 1-e.Agent.Load) / (1 - shedLoad)
+	}
+	return uint32(w)
 }
 
 // GeoMode says how a pool orders datacenters for a client.
@@ -147,7 +175,10 @@ type Pool struct {
 	// Quorum is how the verdicts of several checkers combine: any,
 	// majority (the default) or all.
 	Quorum string
-	Line   int
+	// ShedLoad, when above 0, is the agent-reported load from which an
+	// endpoint's weight falls toward zero (reached at load 1).
+	ShedLoad float64
+	Line     int
 }
 
 // Quorum policies.
@@ -269,6 +300,9 @@ func validatePools(z *Zone, errs Errors) Errors {
 			if !dcs[dc] {
 				add(p.Line, "pool %s: bias for unknown datacenter %q", p.Name, dc)
 			}
+		}
+		if p.ShedLoad < 0 || p.ShedLoad >= 1 {
+			add(p.Line, "pool %s: shed_load %g out of range (want 0 to below 1; 0 turns it off)", p.Name, p.ShedLoad)
 		}
 		if !slices.Contains(quorums, p.Quorum) {
 			add(p.Line, "pool %s: unknown quorum %q (want any, majority or all)", p.Name, p.Quorum)

@@ -189,13 +189,22 @@ func compilePool(p *Pool, dcs map[string]Datacenter) (*CompiledPool, error) {
 		}
 		fs := &cp.Family[f]
 		fs.Configured = true
-		pe := PoolEndpoint{Addr: e.Addr, Weight: e.Weight, Key: addrKey(e.Addr)}
+		pe := PoolEndpoint{Addr: e.Addr, Weight: e.EffectiveWeight(p.ShedLoad), Key: addrKey(e.Addr)}
 		dc := index[e.Datacenter]
 		fs.Present[dc] = true
 		if e.Admin == AdminActive {
-			fs.Active[dc].add(pe)
+			// Fail-open answers every active endpoint; a shed one keeps a
+			// token weight so that weighted choices stay defined.
+			ape := pe
+			if shed := e.Weight > 0 && pe.Weight == 0; shed {
+				ape.Weight = 1
+			}
+			fs.Active[dc].add(ape)
 		}
-		if p.Eligible(e) {
+		// A shed endpoint (its agent's load took its weight to 0) takes no
+		// new clients, but counts for fail-open. A configured weight of 0
+		// is a backup, answered after the others.
+		if p.Eligible(e) && (pe.Weight > 0 || e.Weight == 0) {
 			fs.Eligible[dc].add(pe)
 		}
 	}

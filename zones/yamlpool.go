@@ -28,6 +28,7 @@ import (
 //	    unknown_is_up: true    # endpoints no checker has judged count as up
 //	    when_all_down: fail_open   # or empty, or fallback:<pool>
 //	    quorum: majority       # how checkers' verdicts combine: any, majority, all
+//	    shed_load: 0.8         # agent load above which weight falls toward 0 (0: off)
 //	    health_check:          # how checkers probe the endpoints (none: not probed)
 //	      type: http           # http, https, tcp or dns
 //	      port: 8080           # the endpoint's address is always the target
@@ -84,7 +85,7 @@ func (y *yamlZone) loadDatacenters(n *yaml.Node) {
 }
 
 // poolKeys are the keys of a pool, in the order they are read.
-var poolKeys = []string{"name", "ttl", "max_answers", "geo", "sticky", "spill", "unknown_is_up", "when_all_down", "bias", "rules", "health_check", "quorum", "endpoints"}
+var poolKeys = []string{"name", "ttl", "max_answers", "geo", "sticky", "spill", "unknown_is_up", "when_all_down", "bias", "rules", "health_check", "quorum", "shed_load", "endpoints"}
 
 func (y *yamlZone) loadPools(n *yaml.Node) {
 	for _, item := range y.list(n, "pools") {
@@ -158,6 +159,14 @@ func (y *yamlZone) loadPool(p *Pool, f map[string]*yaml.Node) bool {
 			if km, ok := y.float(v, what+" bias "+k.Value, 20037); ok {
 				p.Bias[k.Value] = km
 			}
+		}
+	}
+	if n := f["shed_load"]; n != nil {
+		if v, ok := y.float(n, what+" shed_load", 1); ok {
+			if v < 0 || v >= 1 {
+				y.errorf(n, "%s shed_load: want a load from 0 to below 1 (0 turns it off), got %g", what, v)
+			}
+			p.ShedLoad = v
 		}
 	}
 	if n := f["quorum"]; n != nil {

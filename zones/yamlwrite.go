@@ -493,6 +493,12 @@ func yamlPool(nm namer, p *Pool) (*yaml.Node, error) {
 	addPair(m, "unknown_is_up", boolNode(p.UnknownIsUp))
 	addPair(m, "when_all_down", strNode(allDown))
 	addPair(m, "quorum", strNode(cmp.Or(p.Quorum, DefaultQuorum)))
+	if p.ShedLoad != 0 {
+		if !inRange(p.ShedLoad, 1) || p.ShedLoad < 0 || p.ShedLoad >= 1 {
+			return nil, fmt.Errorf("%s: shed_load %g out of range", what, p.ShedLoad)
+		}
+		addPair(m, "shed_load", floatNode(p.ShedLoad))
+	}
 	if p.Check != nil {
 		n, err := yamlHealthCheck(p.Check, nil)
 		if err != nil {

@@ -295,6 +295,16 @@ func ReportAgent(ctx context.Context, db DB, pool string, addr netip.Addr, r Rep
 		l := float32(*r.Load)
 		load = &l
 	}
+	// What the last fresh report said that shapes answers: a change of it
+	// must reach the DNS servers even when the health does not change.
+	var oldLoad *float32
+	var oldPct *int32
+	var shed float32
+	err = tx.QueryRow(ctx, `SELECT a.load, a.weight_percent, p.shed_load FROM endpoints e JOIN pools p ON p.id = e.pool_id
+		LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now() WHERE e.id = $1`, id).Scan(&oldLoad, &oldPct, &shed)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO agent_reports (endpoint_id, status, load, connections, capacity, weight_percent, message, reported_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now() + $8 * interval '1 microsecond')
 		ON CONFLICT (endpoint_id) DO UPDATE SET status = excluded.status, load = excluded.load, connections = excluded.connections,
@@ -302,6 +312,14 @@ func ReportAgent(ctx context.Context, db DB, pool string, addr netip.Addr, r Rep
 			reported_at = excluded.reported_at, expires_at = excluded.expires_at`,
 		id, r.Status, load, r.Connections, r.Capacity, r.WeightPercent, r.Message, r.TTL.Microseconds()); err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	if weightMoved(oldPct, r.WeightPercent) || (shed > 0 && loadMoved(oldLoad, load, shed)) {
+		// Touching the health row fires the change trigger: the DNS
+		// servers reload the zone and pick up the new weight.
+		if _, err := tx.Exec(ctx, `INSERT INTO endpoint_health (endpoint_id) VALUES ($1)
+			ON CONFLICT (endpoint_id) DO UPDATE SET updated_at = now()`, id); err != nil {
+			return 0, false, fmt.Errorf("%s: %w", what, err)
+		}
 	}
 	return recomputeAndCommit(ctx, tx, what, id)
 }
@@ -349,4 +367,29 @@ func ExpireReports(ctx context.Context, db DB) (int, error) {
 		return 0, fmt.Errorf("postgres: expire agent reports: commit: %w", err)
 	}
 	return len(ids), nil
+}
+
+// weightMoved reports whether an agent's weight percentage changed.
+func weightMoved(old *int32, now *int) bool {
+	switch {
+	case old == nil && now == nil:
+		return false
+	case old == nil || now == nil:
+		return true
+	}
+	return int(*old) != *now
+}
+
+// loadBucket places a load in tenths of the shedding range above
+// threshold (0 below it), so that answers follow load in steps rather
+// than reloading every DNS server on every report.
+func loadBucket(l *float32, threshold float32) int {
+	if l == nil || *l <= threshold {
+		return 0
+	}
+	return 1 + int(10*(*l-threshold)/(1-threshold))
+}
+
+func loadMoved(old, now *float32, threshold float32) bool {
+	return loadBucket(old, threshold) != loadBucket(now, threshold)
 }

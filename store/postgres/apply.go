@@ -155,6 +155,7 @@ type (
 		bias, rules            string // canonical JSON
 		quorum                 string
 		check                  string // canonical JSON, "" for none
+		shedLoad               float32
 		endpoints              map[netip.Addr]*endpointRow
 	}
 	endpointRow struct {
@@ -250,7 +251,7 @@ func poolToRow(p *zones.Pool) (*poolRow, error) {
 	pr := &poolRow{
 		ttl: int64(p.TTL), maxAnswers: int64(p.MaxAnswers), spill: int64(p.Spill),
 		geo: p.Geo.String(), allDown: allDown, sticky: p.Sticky, unknownUp: p.UnknownIsUp,
-		bias: bias, rules: rulesJSON, quorum: cmp.Or(p.Quorum, zones.DefaultQuorum), check: check,
+		bias: bias, rules: rulesJSON, quorum: cmp.Or(p.Quorum, zones.DefaultQuorum), check: check, shedLoad: float32(p.ShedLoad),
 		endpoints: map[netip.Addr]*endpointRow{},
 	}
 	for _, e := range p.Endpoints {
@@ -388,7 +389,7 @@ func readDCRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*zon
 
 func readPoolRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*zoneRows) error {
 	rows, err := tx.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
-		quorum, health_check FROM pools WHERE zone_id = ANY($1)`, ids)
+		quorum, health_check, shed_load FROM pools WHERE zone_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("postgres: apply: read pools: %w", err)
 	}
@@ -399,7 +400,7 @@ func readPoolRows(ctx context.Context, tx pgx.Tx, ids []int64, byID map[int64]*z
 	var bias map[string]float64
 	var rules []RuleJSON
 	var check *zones.HealthCheck
-	_, err = pgx.ForEachRow(rows, []any{&p.id, &zid, &name, &p.ttl, &p.maxAnswers, &p.geo, &p.sticky, &p.spill, &p.unknownUp, &p.allDown, &bias, &rules, &p.quorum, &check}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.id, &zid, &name, &p.ttl, &p.maxAnswers, &p.geo, &p.sticky, &p.spill, &p.unknownUp, &p.allDown, &bias, &rules, &p.quorum, &check, &p.shedLoad}, func() error {
 		row := p
 		var err error
 		if row.check, err = checkJSON(check); err != nil {
@@ -583,9 +584,9 @@ func (p *zonePlan) diffPools(have, want map[string]*poolRow, actor string) {
 		case h == nil:
 			p.change(Add, "pool %s (%s)", name, joinSettings(w.settings(), true))
 			p.ins = append(p.ins, stmt{"insert pool " + name,
-				`INSERT INTO pools (zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules, quorum, health_check)
-				SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11::text::jsonb, $12, $13::text::jsonb FROM zones WHERE origin = $1`,
-				[]any{p.origin, name, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules, w.quorum, nullJSON(w.check)}})
+				`INSERT INTO pools (zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules, quorum, health_check, shed_load)
+				SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11::text::jsonb, $12, $13::text::jsonb, $14 FROM zones WHERE origin = $1`,
+				[]any{p.origin, name, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules, w.quorum, nullJSON(w.check), w.shedLoad}})
 			p.diffEndpoints(name, nil, w.endpoints, actor)
 		case w == nil:
 			p.change(Remove, "pool %s", name)
@@ -596,8 +597,8 @@ func (p *zonePlan) diffPools(have, want map[string]*poolRow, actor string) {
 			if p.settingChanges("pool "+name+":", h.settings(), w.settings()) {
 				p.upd = append(p.upd, stmt{"update pool " + name,
 					`UPDATE pools SET ttl = $2, max_answers = $3, geo = $4, sticky = $5, spill = $6, unknown_is_up = $7,
-					when_all_down = $8, bias = $9::text::jsonb, rules = $10::text::jsonb, quorum = $11, health_check = $12::text::jsonb WHERE id = $1`,
-					[]any{h.id, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules, w.quorum, nullJSON(w.check)}})
+					when_all_down = $8, bias = $9::text::jsonb, rules = $10::text::jsonb, quorum = $11, health_check = $12::text::jsonb, shed_load = $13 WHERE id = $1`,
+					[]any{h.id, w.ttl, w.maxAnswers, w.geo, w.sticky, w.spill, w.unknownUp, w.allDown, w.bias, w.rules, w.quorum, nullJSON(w.check), w.shedLoad}})
 			}
 			p.diffEndpoints(name, h.endpoints, w.endpoints, actor)
 			if before, after := countActive(h.endpoints), countActive(w.endpoints); before > 0 && after == 0 {
@@ -709,6 +710,7 @@ func (r *poolRow) settings() []setting {
 		{"bias", r.bias},
 		{"rules", r.rules},
 		{"quorum", r.quorum},
+		{"shed_load", shedString(r.shedLoad)},
 		{"health_check", r.check},
 	}
 }
@@ -932,4 +934,12 @@ func (d *Diff) String() string {
 	a, r, c := d.Counts()
 	fmt.Fprintf(&b, "%d added, %d removed, %d changed\n", a, r, c)
 	return b.String()
+}
+
+// shedString shows a shed_load setting; "" (left out of lists) when off.
+func shedString(v float32) string {
+	if v == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(float64(v), 'g', -1, 32)
 }

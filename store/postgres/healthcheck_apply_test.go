@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/zones"
@@ -50,5 +52,66 @@ func TestApplyHealthChecks(t *testing.T) {
 	// The database refuses a check of an unknown type written by hand.
 	if _, err := conn.Exec(ctx, `UPDATE pools SET health_check = '{"type": "icmp"}'`); err == nil {
 		t.Error("a check of type icmp was stored")
+	}
+}
+
+// TestShedLoad stores a pool's shed_load, and checks that an agent's load
+// reaches the data (and the version) in steps, and leaves with its report.
+func TestShedLoad(t *testing.T) {
+	conn := applyDB(t)
+	ctx := context.Background()
+	z := yamlZone(t, strings.Replace(baseYAML, "    max_answers: 4\n", "    max_answers: 4\n    shed_load: 0.8\n", 1))
+	mustApply(t, conn, []*zones.Zone{z}, postgres.ApplyOptions{})
+	if d := mustApply(t, conn, []*zones.Zone{z}, postgres.ApplyOptions{}); !d.Empty() {
+		t.Errorf("re-apply with shed_load is not empty:\n%s", d)
+	}
+	version := func() int64 {
+		var v int64
+		if err := conn.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	endpoint := func() zones.Endpoint {
+		zs, err := postgres.ReadZones(ctx, conn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gz := range zs {
+			if p := gz.Pools[0]; p.ShedLoad < 0.79 || p.ShedLoad > 0.81 {
+				t.Errorf("shed_load read back as %g", p.ShedLoad)
+			}
+			return gz.Pools[0].Endpoints[0]
+		}
+		return zones.Endpoint{}
+	}
+	addr := netip.MustParseAddr("192.0.2.11")
+	report := func(load float64, ttl time.Duration) {
+		t.Helper()
+		if _, _, err := postgres.ReportAgent(ctx, conn, "www.example.org.", addr, postgres.Report{Status: "up", Load: &load, TTL: ttl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v0 := version()
+	report(0.95, time.Minute)
+	v1 := version()
+	if v1 == v0 {
+		t.Error("a load above shed_load did not reach the DNS servers (version unchanged)")
+	}
+	e := endpoint()
+	if e.Agent == nil || !e.Agent.HasLoad || e.EffectiveWeight(0.8) >= 100 {
+		t.Errorf("endpoint after a load report: %+v (weight %d)", e.Agent, e.EffectiveWeight(0.8))
+	}
+	report(0.951, time.Minute) // same step: no reload
+	if version() != v1 {
+		t.Error("a load change within one step reloaded the servers")
+	}
+	report(0.5, 200*time.Millisecond) // below the threshold: weight back
+	if version() == v1 {
+		t.Error("a load back below shed_load did not reach the servers")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if e := endpoint(); e.Agent != nil {
+		t.Errorf("expired report still shapes the endpoint: %+v", e.Agent)
 	}
 }

@@ -133,7 +133,7 @@ func readDatacenters(ctx context.Context, q Querier, ids []int64, out map[int64]
 
 func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
 	rows, err := q.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
-		quorum, health_check FROM pools WHERE zone_id = ANY($1) ORDER BY id`, ids)
+		quorum, health_check, shed_load FROM pools WHERE zone_id = ANY($1) ORDER BY id`, ids)
 	if err != nil {
 		return fmt.Errorf("postgres: read pools: %w", err)
 	}
@@ -152,14 +152,15 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var rules []RuleJSON
 		var quorum string
 		var check *zones.HealthCheck
-		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules, &quorum, &check); err != nil {
+		var shed float32
+		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules, &quorum, &check, &shed); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: read pools: %w", err)
 		}
 		z := out[zid]
 		p := zones.NewPool(name)
 		p.TTL, p.MaxAnswers, p.Sticky, p.Spill, p.UnknownIsUp = uint32(ttl), int(maxAnswers), sticky, int(spill), unknownUp
-		p.Quorum, p.Check = quorum, check
+		p.Quorum, p.Check, p.ShedLoad = quorum, check, float64(shed)
 		if len(bias) > 0 {
 			p.Bias = bias
 		}
@@ -195,8 +196,9 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 	if len(poolIDs) == 0 {
 		return nil
 	}
-	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check
-		FROM endpoints e LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
+	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check,
+		a.endpoint_id IS NOT NULL, a.load, a.weight_percent
+		FROM endpoints e LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now() LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
 		WHERE e.pool_id = ANY($1) ORDER BY e.id`, poolIDs)
 	if err != nil {
 		return fmt.Errorf("postgres: read endpoints: %w", err)
@@ -208,12 +210,24 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var e zones.Endpoint
 		var weight int32
 		var admin, health string
-		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &e.Check); err != nil {
+		var fresh bool
+		var load *float32
+		var pct *int32
+		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &e.Check, &fresh, &load, &pct); err != nil {
 			return fmt.Errorf("postgres: read endpoints: %w", err)
 		}
 		l := byID[pid]
 		p := &out[l.zone].Pools[l.index]
 		e.Addr, e.Weight = addr, uint32(weight)
+		if fresh && (load != nil || pct != nil) {
+			e.Agent = &zones.AgentState{}
+			if load != nil {
+				e.Agent.Load, e.Agent.HasLoad = float64(*load), true
+			}
+			if pct != nil {
+				e.Agent.WeightPercent = int(*pct)
+			}
+		}
 		var err error
 		if e.Admin, err = zones.ParseAdminState(admin); err != nil {
 			return fmt.Errorf("postgres: pool %s endpoint %s: %w", p.Name, addr, err)
