@@ -2,6 +2,7 @@ package zones
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -46,6 +47,7 @@ type Answer struct {
 
 // builder computes the answers of one zone.
 type builder struct {
+	now   time.Time // for slow starts
 	t     *zoneTree
 	soa   *dns.SOA        // the SOA of negative answers
 	pools []*CompiledPool // in definition order

@@ -35,6 +35,9 @@ type HealthCheck struct {
 	// active endpoints is down or not yet judged, so that resolvers ask
 	// again soon after it recovers (default DefaultDegradedTTL).
 	DegradedTTL uint32 `json:"degraded_ttl,omitempty"`
+	// SlowStart ramps a recovered endpoint's weight up over this long,
+	// so that it is not flooded by every returning client at once.
+	SlowStart time.Duration `json:"slow_start,omitempty"`
 }
 
 // DefaultDegradedTTL is the answer TTL of a pool in trouble, in seconds.
@@ -82,7 +85,7 @@ func (c *HealthCheck) Problems() []string {
 
 // healthCheckKeys are the keys of a health_check mapping.
 var healthCheckKeys = []string{"type", "port", "host", "method", "path", "expect_status", "expect_body",
-	"tls_insecure", "ca_file", "dns_name", "dns_type", "expect_rcode", "interval", "timeout", "rise", "fall", "ok", "degraded_ttl"}
+	"tls_insecure", "ca_file", "dns_name", "dns_type", "expect_rcode", "interval", "timeout", "rise", "fall", "ok", "degraded_ttl", "slow_start"}
 
 // loadHealthCheck reads a health_check mapping over base (the pool's
 // check, for an endpoint's override; nil for a pool's own).
@@ -129,7 +132,7 @@ func (y *yamlZone) loadHealthCheck(n *yaml.Node, what string, base *HealthCheck)
 	if f["tls_insecure"] != nil {
 		c.TLSInsecure, _ = y.bool(f["tls_insecure"], what+" tls_insecure")
 	}
-	durs := map[string]*time.Duration{"interval": &c.Interval, "timeout": &c.Timeout}
+	durs := map[string]*time.Duration{"interval": &c.Interval, "timeout": &c.Timeout, "slow_start": &c.SlowStart}
 	for k, p := range durs {
 		if f[k] != nil {
 			if s, ok := y.str(f[k], what+" "+k); ok {

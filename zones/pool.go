@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Datacenter is a site that endpoints live in.
@@ -78,7 +79,10 @@ type Endpoint struct {
 	// Agent is what the endpoint's agent last reported, while fresh; nil
 	// otherwise. It comes from the store, never from zone files.
 	Agent *AgentState
-	Line  int
+	// UpSince is when the endpoint's health last turned up, for slow
+	// start; zero when unknown. It comes from the store.
+	UpSince time.Time
+	Line    int
 }
 
 // AgentState is the part of an agent's report that shapes answers.

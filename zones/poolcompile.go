@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 )
 
 // CompiledPool is a pool as the query path uses it: datacenters by index,
@@ -38,6 +39,11 @@ type CompiledPool struct {
 
 	// Source is the pool as defined, for explanations.
 	Source *Pool
+	// RampUntil is when the last slow start of the pool's endpoints ends;
+	// until then the pool must be compiled again now and then, as weights
+	// grow with time. Zero when nothing ramps.
+	RampUntil time.Time
+
 	// Index numbers the pools of a snapshot from 0, so that the server can
 	// keep per-pool data in slices.
 	Index int
@@ -114,7 +120,7 @@ func (b *builder) compilePools(z *Zone) error {
 	byName := map[string]*CompiledPool{}
 	for i := range z.Pools {
 		p := &z.Pools[i]
-		cp, err := compilePool(p, dcs)
+		cp, err := compilePool(p, dcs, b.now)
 		if err != nil {
 			return &Error{Source: z.Source, Line: p.Line, Msg: err.Error()}
 		}
@@ -135,7 +141,8 @@ func (b *builder) compilePools(z *Zone) error {
 	return nil
 }
 
-func compilePool(p *Pool, dcs map[string]Datacenter) (*CompiledPool, error) {
+// compilePool compiles p; now is the time slow starts are computed for.
+func compilePool(p *Pool, dcs map[string]Datacenter, now time.Time) (*CompiledPool, error) {
 	owner, err := wireKey(p.Name)
 	if err != nil {
 		return nil, err
@@ -190,6 +197,17 @@ func compilePool(p *Pool, dcs map[string]Datacenter) (*CompiledPool, error) {
 		fs := &cp.Family[f]
 		fs.Configured = true
 		pe := PoolEndpoint{Addr: e.Addr, Weight: e.EffectiveWeight(p.ShedLoad), Key: addrKey(e.Addr)}
+		if p.Check != nil && p.Check.SlowStart > 0 && e.Health == HealthUp && !e.UpSince.IsZero() {
+			if end := e.UpSince.Add(p.Check.SlowStart); end.After(now) {
+				// Slow start: a tenth of the weight at once, the rest in
+				// proportion to the time since recovery.
+				f := max(0.1, float64(now.Sub(e.UpSince))/float64(p.Check.SlowStart))
+				pe.Weight = max(1, uint32(float64(pe.Weight)*min(f, 1)))
+				if end.After(cp.RampUntil) {
+					cp.RampUntil = end
+				}
+			}
+		}
 		dc := index[e.Datacenter]
 		fs.Present[dc] = true
 		if e.Admin == AdminActive {

@@ -3,6 +3,7 @@ package zones
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -27,7 +28,15 @@ type Snapshot struct {
 	built map[*Zone]*zoneTree
 	// slots is one more than the highest pool Index.
 	slots int
+	// rampUntil is when the last slow start of any pool ends.
+	rampUntil time.Time
 }
+
+// RampUntil is when the last slow start among the snapshot's pools ends:
+// until then weights grow with time, and the snapshot should be rebuilt
+// every so often (Rebuild recompiles only the zones that ramp). Zero when
+// nothing ramps.
+func (s *Snapshot) RampUntil() time.Time { return s.rampUntil }
 
 // Pools returns every pool of the snapshot.
 func (s *Snapshot) Pools() []*CompiledPool { return s.pools }
@@ -42,6 +51,9 @@ type zoneTree struct {
 	origin string
 	nodes  map[string]*node // key: lower-case wire name; includes empty non-terminals
 	pools  []*CompiledPool  // the zone's pools, in definition order
+	// rampUntil is when the zone's last slow start ends; a tree that ramps
+	// is compiled again by every Rebuild until then.
+	rampUntil time.Time
 
 	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
 	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)
@@ -158,17 +170,21 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 	if prev != nil {
 		s.slots = prev.slots
 	}
+	now := time.Now()
 	for _, z := range zs {
 		var t *zoneTree
 		if prev != nil {
 			t = prev.built[z]
+			if t != nil && !t.rampUntil.IsZero() {
+				t = nil // weights grew since: compile again
+			}
 		}
 		if t == nil {
 			if err := Validate(z); err != nil {
 				return nil, err
 			}
 			var err error
-			if t, err = buildTree(z); err != nil {
+			if t, err = buildTree(z, now); err != nil {
 				return nil, err
 			}
 			for _, p := range t.pools {
@@ -187,6 +203,9 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 		s.built[z] = t
 		s.names = append(s.names, t.origin)
 		s.pools = append(s.pools, t.pools...)
+		if t.rampUntil.After(s.rampUntil) {
+			s.rampUntil = t.rampUntil
+		}
 	}
 	sort.Strings(s.names)
 	return s, nil
@@ -210,16 +229,21 @@ func WireName(name string) ([]byte, error) {
 }
 
 // buildTree compiles one validated zone.
-func buildTree(z *Zone) (*zoneTree, error) {
-	t, pools, err := compileTree(z)
+func buildTree(z *Zone, now time.Time) (*zoneTree, error) {
+	t, pools, err := compileTree(z, now)
 	if err != nil {
 		return nil, err
 	}
 	t.pools = pools
+	for _, p := range pools {
+		if p.RampUntil.After(t.rampUntil) {
+			t.rampUntil = p.RampUntil
+		}
+	}
 	return t, nil
 }
 
-func compileTree(z *Zone) (*zoneTree, []*CompiledPool, error) {
+func compileTree(z *Zone, now time.Time) (*zoneTree, []*CompiledPool, error) {
 	t := &zoneTree{origin: CanonicalName(z.Origin), nodes: map[string]*node{}}
 	for _, r := range z.Records {
 		name := CanonicalName(r.RR.Header().Name)
@@ -236,7 +260,7 @@ func compileTree(z *Zone) (*zoneTree, []*CompiledPool, error) {
 	if soa == nil {
 		return nil, nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s has no SOA record", t.origin)}
 	}
-	b := &builder{t: t, soa: negativeSOA(soa)}
+	b := &builder{now: now, t: t, soa: negativeSOA(soa)}
 	t.nxdomain = b.pack(&Answer{Rcode: dns.RcodeNameError, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
 	t.nodata = b.pack(&Answer{Rcode: dns.RcodeSuccess, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
 	if err := b.compilePools(z); err != nil {

@@ -688,6 +688,7 @@ func yamlHealthCheck(c, base *HealthCheck) (*yaml.Node, error) {
 	num("fall", c.Fall, base.Fall)
 	num("ok", c.OK, base.OK)
 	num("degraded_ttl", int(c.DegradedTTL), int(base.DegradedTTL))
+	dur("slow_start", c.SlowStart, base.SlowStart)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		return fmt.Errorf("snapshot version %d is older than the one served", d.Version)
 	}
 	r.last = snap
+	r.scheduleRamp(snap)
 	r.logger.Info("Snapshot published", "version", d.Version, "zones", len(d.Zones), "took", time.Since(start).Round(time.Microsecond).String())
 	return nil
 }
@@ -70,6 +71,18 @@ func build(prev *zones.Snapshot, d *store.Data) (snap *zones.Snapshot, err error
 		}
 	}()
 	return zones.Rebuild(prev, d.Zones, d.Version)
+}
+
+// rampStep is how often a snapshot whose weights ramp up (slow start) is
+// rebuilt; Rebuild then recompiles only the ramping zones.
+const rampStep = time.Second
+
+// scheduleRamp asks for a rebuild in a step while snap has endpoints in
+// slow start, so that their weights grow.
+func (r *reloader) scheduleRamp(snap *zones.Snapshot) {
+	if until := snap.RampUntil(); !until.IsZero() {
+		time.AfterFunc(min(rampStep, max(time.Until(until), 0)+10*time.Millisecond), func() { r.requestReload("slow start") })
+	}
 }
 
 // requestReload asks run for a reload. It never blocks.

@@ -115,3 +115,49 @@ func TestShedLoad(t *testing.T) {
 		t.Errorf("expired report still shapes the endpoint: %+v", e.Agent)
 	}
 }
+
+// TestUpSince checks that the database remembers when an endpoint's health
+// turned up, for slow start, and forgets it when it goes down.
+func TestUpSince(t *testing.T) {
+	conn := applyDB(t)
+	ctx := context.Background()
+	mustApply(t, conn, []*zones.Zone{yamlZone(t, baseYAML)}, postgres.ApplyOptions{})
+	upSince := func() time.Time {
+		zs, err := postgres.ReadZones(ctx, conn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, z := range zs {
+			for _, e := range z.Pools[0].Endpoints {
+				if e.Addr == netip.MustParseAddr("192.0.2.11") {
+					return e.UpSince
+				}
+			}
+		}
+		t.Fatal("endpoint not found")
+		return time.Time{}
+	}
+	set := func(state string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, `UPDATE endpoint_health SET state = $1 FROM endpoints e
+			WHERE e.id = endpoint_health.endpoint_id AND e.address = '192.0.2.11'`, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !upSince().IsZero() {
+		t.Error("an unknown endpoint has an up_since")
+	}
+	set("up")
+	first := upSince()
+	if first.IsZero() || time.Since(first) > time.Minute {
+		t.Fatalf("up_since %v after turning up", first)
+	}
+	set("up") // staying up keeps the time
+	if got := upSince(); !got.Equal(first) {
+		t.Errorf("up_since moved from %v to %v while up", first, got)
+	}
+	set("down")
+	if !upSince().IsZero() {
+		t.Error("a down endpoint keeps its up_since")
+	}
+}

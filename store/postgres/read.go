@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/miekg/dns"
@@ -197,7 +198,7 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		return nil
 	}
 	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check,
-		a.endpoint_id IS NOT NULL, a.load, a.weight_percent
+		a.endpoint_id IS NOT NULL, a.load, a.weight_percent, h.up_since
 		FROM endpoints e LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now() LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
 		WHERE e.pool_id = ANY($1) ORDER BY e.id`, poolIDs)
 	if err != nil {
@@ -213,12 +214,16 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var fresh bool
 		var load *float32
 		var pct *int32
-		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &e.Check, &fresh, &load, &pct); err != nil {
+		var upSince *time.Time
+		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &e.Check, &fresh, &load, &pct, &upSince); err != nil {
 			return fmt.Errorf("postgres: read endpoints: %w", err)
 		}
 		l := byID[pid]
 		p := &out[l.zone].Pools[l.index]
 		e.Addr, e.Weight = addr, uint32(weight)
+		if upSince != nil {
+			e.UpSince = *upSince
+		}
 		if fresh && (load != nil || pct != nil) {
 			e.Agent = &zones.AgentState{}
 			if load != nil {
