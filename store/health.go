@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/meridiandns/meridian/zones"
 )
@@ -14,9 +15,18 @@ import (
 // lays it over a store's data.
 type Health struct {
 	mu      sync.Mutex
-	states  map[healthKey]zones.HealthState
+	states  map[healthKey]zones.HealthState // what the probes found
+	agents  map[healthKey]agentReport       // what agents said, until it expires
+	admin   map[healthKey]zones.AdminState  // what operators set
 	version uint64
 	notify  chan struct{}
+	last    *Data // the last data WithHealth loaded, with health laid over
+}
+
+// agentReport is an agent's word on its endpoint, valid until expires.
+type agentReport struct {
+	up      bool
+	expires time.Time
 }
 
 type healthKey struct {
@@ -26,7 +36,60 @@ type healthKey struct {
 
 // NewHealth returns an empty Health: every endpoint as its zone says.
 func NewHealth() *Health {
-	return &Health{states: map[healthKey]zones.HealthState{}, notify: make(chan struct{}, 1)}
+	return &Health{states: map[healthKey]zones.HealthState{}, agents: map[healthKey]agentReport{},
+		admin: map[healthKey]zones.AdminState{}, notify: make(chan struct{}, 1)}
+}
+
+// changedLocked counts a change and wakes the watcher; h.mu is held.
+func (h *Health) changedLocked() {
+	h.version++
+	select {
+	case h.notify <- struct{}{}:
+	default: // a change is pending already
+	}
+}
+
+// SetAgent records an agent's report for ttl: while it holds, up or down
+// decides the endpoint's health over what the probes found. When it
+// expires the probes decide again (and the watcher hears of it).
+func (h *Health) SetAgent(pool string, addr netip.Addr, up bool, ttl time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := healthKey{zones.CanonicalName(pool), addr}
+	expires := time.Now().Add(ttl)
+	h.agents[k] = agentReport{up: up, expires: expires}
+	h.changedLocked()
+	time.AfterFunc(ttl, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if r, ok := h.agents[k]; ok && !r.expires.After(time.Now()) {
+			delete(h.agents, k)
+			h.changedLocked()
+		}
+	})
+}
+
+// SetAdmin records an operator's admin state for an endpoint, over what
+// its zone file says, and returns the state it had.
+func (h *Health) SetAdmin(pool string, addr netip.Addr, state zones.AdminState, fromZone zones.AdminState) zones.AdminState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := healthKey{zones.CanonicalName(pool), addr}
+	old, ok := h.admin[k]
+	if !ok {
+		old = fromZone
+	}
+	h.admin[k] = state
+	h.changedLocked()
+	return old
+}
+
+// Last returns the data last loaded through WithHealth, health and admin
+// states laid over; nil before the first load.
+func (h *Health) Last() *Data {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
 }
 
 // Set records an endpoint's health and reports whether it changed.
@@ -38,11 +101,7 @@ func (h *Health) Set(pool string, addr netip.Addr, state zones.HealthState) bool
 		return false
 	}
 	h.states[k] = state
-	h.version++
-	select {
-	case h.notify <- struct{}{}:
-	default: // a change is pending already
-	}
+	h.changedLocked()
 	return true
 }
 
@@ -70,6 +129,7 @@ func (s *healthStore) Load(ctx context.Context) (*Data, error) {
 	for _, z := range d.Zones {
 		out.Zones = append(out.Zones, s.overlay(z))
 	}
+	s.h.last = out
 	return out, nil
 }
 
@@ -79,8 +139,18 @@ func (s *healthStore) overlay(z *zones.Zone) *zones.Zone {
 	for pi := range z.Pools {
 		p := &z.Pools[pi]
 		for ei := range p.Endpoints {
-			st, ok := s.h.states[healthKey{p.Name, p.Endpoints[ei].Addr}]
-			if !ok || st == p.Endpoints[ei].Health {
+			e := &p.Endpoints[ei]
+			k := healthKey{p.Name, e.Addr}
+			// An agent's fresh report wins over the probes.
+			st, ok := s.h.states[k]
+			if r, fresh := s.h.agents[k]; fresh && r.expires.After(time.Now()) {
+				st, ok = zones.HealthDown, true
+				if r.up {
+					st = zones.HealthUp
+				}
+			}
+			admin, adminSet := s.h.admin[k]
+			if (!ok || st == e.Health) && (!adminSet || admin == e.Admin) {
 				continue
 			}
 			if c == nil {
@@ -91,7 +161,12 @@ func (s *healthStore) overlay(z *zones.Zone) *zones.Zone {
 			if &c.Pools[pi].Endpoints[0] == &z.Pools[pi].Endpoints[0] {
 				c.Pools[pi].Endpoints = append([]zones.Endpoint(nil), p.Endpoints...)
 			}
-			c.Pools[pi].Endpoints[ei].Health = st
+			if ok {
+				c.Pools[pi].Endpoints[ei].Health = st
+			}
+			if adminSet {
+				c.Pools[pi].Endpoints[ei].Admin = admin
+			}
 		}
 	}
 	if c == nil {

@@ -91,3 +91,44 @@ records: [{name: "@", type: NS, data: ns1}, {name: ns1, type: A, data: 192.0.2.5
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestHealthAgentsAndAdmin checks the precedence of an agent's report over
+// the probes, its expiry, and admin states set in memory.
+func TestHealthAgentsAndAdmin(t *testing.T) {
+	z, err := zones.Parse([]byte(healthZone), "h.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHealth()
+	s := WithHealth(NewMemory(z), h)
+	ctx := context.Background()
+	addr := netip.MustParseAddr("192.0.2.1")
+	ep := func() zones.Endpoint {
+		d, err := s.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Zones[0].Pools[0].Endpoints[0]
+	}
+	h.Set("www.h.example.", addr, zones.HealthUp)
+	h.SetAgent("www.h.example.", addr, false, 200*time.Millisecond)
+	if e := ep(); e.Health != zones.HealthDown {
+		t.Errorf("health %s with the agent saying down, want down", e.Health)
+	}
+	if h.Last() == nil || h.Last().Zones[0].Pools[0].Endpoints[0].Health != zones.HealthDown {
+		t.Error("Last does not hold the data as served")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if e := ep(); e.Health != zones.HealthUp {
+		t.Errorf("health %s after the report expired, want the probes' up", e.Health)
+	}
+	if old := h.SetAdmin("www.h.example.", addr, zones.AdminDrain, zones.AdminActive); old != zones.AdminActive {
+		t.Errorf("old admin state %s", old)
+	}
+	if e := ep(); e.Admin != zones.AdminDrain {
+		t.Errorf("admin %s, want drain", e.Admin)
+	}
+	if old := h.SetAdmin("www.h.example.", addr, zones.AdminActive, zones.AdminActive); old != zones.AdminDrain {
+		t.Errorf("old admin state %s, want drain", old)
+	}
+}

@@ -95,6 +95,13 @@ type healthConfig struct {
 	// when serving zone files, keeping what they find in memory. With
 	// store.database set, meridian-checker does it instead.
 	Checks bool `mapstructure:"checks"`
+	// AgentListen (health.agent_listen) serves the health-agent API on
+	// this address when serving zone files; empty: not served. With a
+	// database, meridian-checker --listen serves it.
+	AgentListen string `mapstructure:"agent_listen"`
+	// AgentTokens (health.agent_tokens) are the API's tokens, by hash:
+	// "meridian agent-token" makes one and prints its entry.
+	AgentTokens []agentToken `mapstructure:"agent_tokens"`
 }
 
 // geoConfig is the "geo" section: the GeoIP database that locates clients.
@@ -163,6 +170,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("store.cache_file", "")
 	v.SetDefault("store.poll_interval", 5*time.Second)
 	v.SetDefault("health.checks", true)
+	v.SetDefault("health.agent_listen", "")
 	v.SetDefault("geo.database", "")
 	v.SetDefault("geo.reload_interval", 30*time.Second)
 	v.SetDefault("log.level", "info")

@@ -279,3 +279,97 @@ func TestE2ELocalChecks(t *testing.T) {
 	m.waitDig(t, ".11 returns", both, "www.local.test", "A")
 	m.stop(t)
 }
+
+// makeAgentToken runs "meridian agent-token" and returns the token and the
+// configuration entry it prints.
+func makeAgentToken(t *testing.T, args ...string) (token, entry string) {
+	t.Helper()
+	out, err := exec.Command(meridianBinary(t), append([]string{"agent-token"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("agent-token: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "token: "):
+			token = strings.TrimPrefix(line, "token: ")
+		case strings.HasPrefix(line, "- {"):
+			entry = line
+		}
+	}
+	if token == "" || entry == "" {
+		t.Fatalf("agent-token printed no token or entry:\n%s", out)
+	}
+	return token, entry
+}
+
+// TestE2ELocalAgentAPI serves zone files with the health-agent API and no
+// database: an agent's report and an operator's drain reach dig.
+func TestE2ELocalAgentAPI(t *testing.T) {
+	requireDig(t)
+	dir := t.TempDir()
+	zone := strings.Replace(checkedZone("agents.test.", 1, 2), "    health_check: {type: http, port: 1, path: /health, expect_body: UP, interval: 200ms, timeout: 150ms, rise: 2, fall: 2}\n", "", 1)
+	if err := os.WriteFile(dir+"/agents.test.yaml", []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agentTok, agentEntry := makeAgentToken(t, "--pool", "www.agents.test", "--label", "web1")
+	opTok, opEntry := makeAgentToken(t, "--operator", "--label", "alice")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := ln.Addr().String()
+	ln.Close()
+	config := fmt.Sprintf("zones:\n  files: [agents.test.yaml]\nhealth:\n  agent_listen: %s\n  agent_tokens:\n    %s\n    %s\n", api, agentEntry, opEntry)
+	if err := os.WriteFile(dir+"/meridian.yaml", []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := startMeridian(t, dir, nil, "--config", dir+"/meridian.yaml", "--listen", "127.0.0.1:0")
+	both := func(r *digResult) bool { return len(data(r.Answer, "A")) == 2 }
+	only := func(addr string) func(*digResult) bool {
+		return func(r *digResult) bool { a := data(r.Answer, "A"); return len(a) == 1 && a[0] == addr }
+	}
+	m.waitDig(t, "both endpoints", both, "www.agents.test", "A")
+	post := func(token, path, body string) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", "http://"+api+"/v1/pools/www.agents.test/endpoints/"+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(agentTok, "127.0.0.12/report", `{"status": "down", "ttl": "1h"}`); code != http.StatusOK {
+		t.Fatalf("agent report: HTTP %d", code)
+	}
+	m.waitDig(t, ".12 reported down", only("127.0.0.11"), "www.agents.test", "A")
+	if code := post(agentTok, "127.0.0.12/report", `{"status": "up 50%", "ttl": "1h"}`); code != http.StatusOK {
+		t.Fatalf("agent report: HTTP %d", code)
+	}
+	m.waitDig(t, ".12 reported up", both, "www.agents.test", "A")
+	for _, tc := range []struct {
+		token, path, body string
+		code              int
+	}{
+		{"mrd_wrong", "127.0.0.12/report", `{"status": "down"}`, http.StatusUnauthorized},
+		{agentTok, "127.0.0.11/admin", `{"state": "drain", "reason": "x"}`, http.StatusForbidden},
+		{agentTok, "127.0.0.99/report", `{"status": "down"}`, http.StatusNotFound},
+		{agentTok, "127.0.0.12/report", `{"status": "sideways"}`, http.StatusBadRequest},
+	} {
+		if code := post(tc.token, tc.path, tc.body); code != tc.code {
+			t.Errorf("%s %s: HTTP %d, want %d", tc.path, tc.body, code, tc.code)
+		}
+	}
+	if code := post(opTok, "127.0.0.11/admin", `{"state": "drain", "reason": "kernel upgrade"}`); code != http.StatusOK {
+		t.Fatalf("operator drain: HTTP %d", code)
+	}
+	m.waitDig(t, ".11 drained", only("127.0.0.12"), "www.agents.test", "A")
+	m.waitLog(t, 0, 5*time.Second, func(l logLine) bool {
+		return l.Msg == "Admin state changed" && l.attrs["actor"] == "token:alice" && l.attrs["reason"] == "kernel upgrade"
+	})
+	m.stop(t)
+}

@@ -32,6 +32,7 @@ var program = &cli.Program{
 		{Name: "serve", Summary: "serve DNS for the configured zones", Run: serveCmd},
 		{Name: "explain", Summary: "show how a name is answered for a client, and why", Run: explainCmd},
 		{Name: "migrate", Summary: "create or upgrade the schema of a PostgreSQL store", Run: migrateCmd},
+		{Name: "agent-token", Summary: "make a token for the health-agent API of a server without a database", Run: agentTokenCmd},
 		{Name: "version", Summary: "print the version", Run: versionCmd},
 	},
 	Aliases: map[string]string{"-version": "version", "--version": "version"},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -72,11 +75,22 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		return err
 	}
 	defer closeStore()
-	checks := actor{"health checker", func(ctx context.Context) error { <-ctx.Done(); return nil }}
-	if cfg.Store.Database == "" && cfg.Health.Checks {
-		lc := &localChecker{files: st, health: store.NewHealth(), logger: logger}
-		st = store.WithHealth(st, lc.health)
-		checks.run = lc.run
+	idle := func(ctx context.Context) error { <-ctx.Done(); return nil }
+	checks, agents := actor{"health checker", idle}, actor{"agent API", idle}
+	if cfg.Store.Database == "" && (cfg.Health.Checks || cfg.Health.AgentListen != "") {
+		h := store.NewHealth()
+		if cfg.Health.Checks {
+			lc := &localChecker{files: st, health: h, logger: logger}
+			checks.run = lc.run
+		}
+		st = store.WithHealth(st, h)
+		if cfg.Health.AgentListen != "" {
+			run, err := agentAPI(cfg, h, logger)
+			if err != nil {
+				return err
+			}
+			agents.run = run
+		}
 	}
 	r := newReloader(st, srv, logger)
 	var geoDB *geo.DB
@@ -110,6 +124,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		actor{"dns server", srv.Serve},
 		actor{"reloader", r.run},
 		checks,
+		agents,
 		actor{"geoip watcher", func(ctx context.Context) error {
 			if cfg.Geo.Database != "" {
 				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, geoDB, srv.SetGeo, logger)
@@ -133,6 +148,29 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			}
 		}},
 	)
+}
+
+// agentAPI listens for the health-agent API of a server without a
+// database and returns the actor serving it.
+func agentAPI(cfg *config, h *store.Health, logger *slog.Logger) (func(context.Context) error, error) {
+	mem, err := newMemAgents(cfg.Health.AgentTokens, h, logger)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Health.AgentListen)
+	if err != nil {
+		return nil, fmt.Errorf("health.agent_listen: %w", err)
+	}
+	srv := agentapi.NewServer(cfg.Health.AgentListen, agentapi.New(mem, logger))
+	logger.Info("Agent API listening", "address", ln.Addr().String(), "tokens", len(cfg.Health.AgentTokens))
+	return func(ctx context.Context) error {
+		stop := context.AfterFunc(ctx, func() { srv.Close() })
+		defer stop()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, nil
 }
 
 // openStore returns the configured store: the database, or zone files.
