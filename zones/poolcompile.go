@@ -227,9 +227,9 @@ func compilePool(p *Pool, dcs map[string]Datacenter, now time.Time) (*CompiledPo
 		}
 	}
 	cp.Geometry = geometry(cp)
-	if p.Check != nil && degraded(p) {
-		// Health-aware TTL: while checks find trouble (or have not judged
-		// yet), resolvers should come back soon for the recovered list.
+	if p.Check != nil && (degraded(p) || !cp.RampUntil.IsZero()) {
+		// Health-aware TTL: while checks find trouble, have not judged
+		// yet, or an endpoint ramps up, resolvers should come back soon.
 		cp.TTL = min(cp.TTL, cmp.Or(p.Check.DegradedTTL, DefaultDegradedTTL))
 	}
 	return cp, nil

@@ -43,6 +43,9 @@ pools:
 	if w := weights(s1); w[0] < 45 || w[0] > 55 || w[1] != 100 {
 		t.Errorf("weights %v, want about 50 (half way through its slow start) and 100", w)
 	}
+	if ttl := s1.Lookup(mustWire(t, "www.example.com."), 1).Pool.TTL; ttl != DefaultDegradedTTL {
+		t.Errorf("TTL %d while ramping, want %d", ttl, DefaultDegradedTTL)
+	}
 	if ru := s1.RampUntil(); ru.IsZero() || ru.Before(time.Now().Add(45*time.Second)) {
 		t.Errorf("RampUntil %v, want about 50 s from now", ru)
 	}
@@ -69,4 +72,13 @@ pools:
 	if s5.built[z] != s4.built[z] {
 		t.Error("a zone no longer ramping was compiled again")
 	}
+}
+
+func mustWire(t *testing.T, name string) []byte {
+	t.Helper()
+	w, err := WireName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
