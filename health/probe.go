@@ -40,6 +40,9 @@ type Result struct {
 	Duration time.Duration
 	// At is when the probe finished.
 	At time.Time
+	// Agent is what an agent-check agent said (its line, trimmed), for
+	// callers that map its weights; "" for other probes.
+	Agent string
 }
 
 // Reasons are stored and shown as is; a misbehaving server must not be
@@ -64,6 +67,7 @@ func Probe(ctx context.Context, t Target) Result {
 	defer cancel()
 
 	var err error
+	var agentLine string
 	switch c.Type {
 	case TypeHTTP, TypeHTTPS:
 		err = probeHTTP(pctx, t.Addr, c)
@@ -72,12 +76,12 @@ func Probe(ctx context.Context, t Target) Result {
 	case TypeDNS:
 		err = probeDNS(pctx, t.Addr, c)
 	case TypeAgent:
-		err = probeAgent(pctx, t.Addr, c)
+		agentLine, err = probeAgent(pctx, t.Addr, c)
 	default:
 		err = fmt.Errorf("unknown check type %q", c.Type)
 	}
 	end := time.Now()
-	r := Result{OK: err == nil, Duration: end.Sub(start), At: end}
+	r := Result{OK: err == nil, Duration: end.Sub(start), At: end, Agent: strings.TrimSpace(agentLine)}
 	if err != nil {
 		r.Reason = reason(ctx, err, c.Timeout)
 	}
@@ -189,11 +193,11 @@ func probeTCP(ctx context.Context, addr netip.Addr, c Check) error {
 // line of words. up and ready pass; down, fail, stopped, drain, maint and
 // a lone 0% fail with the agent's words as the reason, since for DNS all of
 // them mean "do not send clients here". Weights (75%) and maxconn:N pass.
-func probeAgent(ctx context.Context, addr netip.Addr, c Check) error {
+func probeAgent(ctx context.Context, addr netip.Addr, c Check) (string, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, c.Port).String())
 	if err != nil {
-		return step("connect", err)
+		return "", step("connect", err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -201,9 +205,9 @@ func probeAgent(ctx context.Context, addr netip.Addr, c Check) error {
 	}
 	line, err := bufio.NewReaderSize(io.LimitReader(conn, 512), 512).ReadString('\n')
 	if err != nil && (err != io.EOF || line == "") {
-		return step("read", err)
+		return "", step("read", err)
 	}
-	return judgeAgentLine(line)
+	return line, judgeAgentLine(line)
 }
 
 // judgeAgentLine applies the agent-check vocabulary to one line.

@@ -119,7 +119,8 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	logger.Info("Checker started", "id", o.id, "region", o.region)
 
-	sched := health.NewScheduler(health.SchedulerOptions{MaxConcurrent: o.maxConcurrent, Logger: logger})
+	ag := &agentChecks{db: pool, logger: logger, last: map[string]agentSent{}}
+	sched := health.NewScheduler(health.SchedulerOptions{MaxConcurrent: o.maxConcurrent, Logger: logger, Probe: ag.probe})
 	w := &writer{db: pool, id: o.id, logger: logger, pending: map[string]verdict{}}
 	reload := make(chan struct{}, 1)
 	load := func() {
@@ -259,4 +260,55 @@ func (w *writer) flush(ctx context.Context) {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// agentChecks maps what HAProxy agent-check agents say onto the same
+// agent reports the JSON API takes, weights and drain included, so that
+// existing agents work unchanged. A report is written when the agent's
+// words change, and renewed well before it expires, not on every probe.
+type agentChecks struct {
+	db     *pgxpool.Pool
+	logger *slog.Logger
+	mu     sync.Mutex
+	last   map[string]agentSent
+}
+
+type agentSent struct {
+	words string
+	at    time.Time
+}
+
+func (a *agentChecks) probe(ctx context.Context, t health.Target) health.Result {
+	r := health.Probe(ctx, t)
+	if t.Check.Type != health.TypeAgent || r.Agent == "" {
+		return r
+	}
+	ttl := 10 * t.Check.WithDefaults().Interval
+	a.mu.Lock()
+	prev := a.last[t.Key]
+	due := prev.words != r.Agent || time.Since(prev.at) > ttl/2
+	a.mu.Unlock()
+	if !due {
+		return r
+	}
+	st, err := agentapi.ParseStatus(r.Agent)
+	if err != nil {
+		return r // the probe's verdict already says what is wrong
+	}
+	rep := postgres.Report{Status: st.State, WeightPercent: st.WeightPercent, Capacity: st.MaxConn, Message: st.Note, TTL: ttl}
+	pool, addr, ok := targets.SplitKey(t.Key)
+	if !ok {
+		return r
+	}
+	// The probe's context is nearly spent; the write gets its own time.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, _, err := postgres.ReportAgent(wctx, a.db, pool, addr, rep); err != nil {
+		a.logger.Warn("Could not record what an agent said", "pool", pool, "address", addr, "err", err)
+		return r
+	}
+	a.mu.Lock()
+	a.last[t.Key] = agentSent{words: r.Agent, at: time.Now()}
+	a.mu.Unlock()
+	return r
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
 )
@@ -371,5 +373,101 @@ func TestE2ELocalAgentAPI(t *testing.T) {
 	m.waitLog(t, 0, 5*time.Second, func(l logLine) bool {
 		return l.Msg == "Admin state changed" && l.attrs["actor"] == "token:alice" && l.attrs["reason"] == "kernel upgrade"
 	})
+	m.stop(t)
+}
+
+// agentListeners runs HAProxy agent-check agents on 127.0.0.11, .12, ...
+// sharing a port; each answers every connection with its current line.
+func agentListeners(t *testing.T, n int) ([]*atomic.Value, int) {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		first, err := net.Listen("tcp", "127.0.0.11:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		lns := []net.Listener{first}
+		for i := 1; i < n; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", 11+i, port))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		if len(lns) < n {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			continue
+		}
+		var lines []*atomic.Value
+		for _, ln := range lns {
+			v := &atomic.Value{}
+			v.Store("up\n")
+			lines = append(lines, v)
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Write([]byte(v.Load().(string)))
+					c.Close()
+				}
+			}()
+		}
+		return lines, port
+	}
+	t.Fatal("no port free on 127.0.0.11 and up")
+	return nil, 0
+}
+
+// TestE2EAgentCheck probes HAProxy agent-check agents with the real
+// checker: a drain takes an endpoint out, "up 50%" brings it back at half
+// weight, as the JSON API would.
+func TestE2EAgentCheck(t *testing.T) {
+	requireDig(t)
+	lines, port := agentListeners(t, 2)
+	url := pgtest.NewDB(t)
+	if _, _, err := postgres.Migrate(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	zone := strings.Replace(checkedZone("agent.test.", port, 2), "type: http, port: "+fmt.Sprint(port)+", path: /health, expect_body: UP,", "type: agent, port: "+fmt.Sprint(port)+",", 1)
+	if err := os.WriteFile(dir+"/agent.test.yaml", []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	meridianctl(t, url, "apply", "-f", dir+"/agent.test.yaml")
+	checkerProcess(t, url, "c1")
+	m := startMeridian(t, dir, nil, "--listen", "127.0.0.1:0", "--database", url)
+	both := func(r *digResult) bool { return len(data(r.Answer, "A")) == 2 }
+	m.waitDig(t, "both endpoints", both, "www.agent.test", "A")
+	lines[1].Store("drain # deploying\n")
+	m.waitDig(t, ".12 drains", func(r *digResult) bool {
+		a := data(r.Answer, "A")
+		return len(a) == 1 && a[0] == "127.0.0.11"
+	}, "www.agent.test", "A")
+	lines[1].Store("up 50%\n")
+	m.waitDig(t, ".12 returns", both, "www.agent.test", "A")
+	// The weight the agent gave is recorded as the JSON API would.
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var pct int
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := conn.QueryRow(context.Background(), `SELECT coalesce(a.weight_percent, 0) FROM agent_reports a
+			JOIN endpoints e ON e.id = a.endpoint_id WHERE e.address = '127.0.0.12'`).Scan(&pct)
+		if err == nil && pct == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent weight not recorded: %d, %v", pct, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	m.stop(t)
 }
