@@ -233,9 +233,35 @@ func TestE2EChecker(t *testing.T) {
 		t.Errorf("a wrong token got HTTP %d, want 401", code)
 	}
 
-	// A drain takes an endpoint out whatever its health.
-	meridianctl(t, url, "drain", "--pool", "www.e2e.test", "--address", "127.0.0.11", "--reason", "e2e")
+	// An operator drains .11 through the API: it leaves whatever its
+	// health, and the audit log says who.
+	var opToken string
+	for _, line := range strings.Split(meridianctl(t, url, "token", "create", "--operator", "--label", "alice"), "\n") {
+		if strings.HasPrefix(line, "mrd_") {
+			opToken = strings.TrimSpace(line)
+		}
+	}
+	req, err := http.NewRequest("POST", "http://"+apiAddr+"/v1/pools/www.e2e.test/endpoints/127.0.0.11/admin",
+		strings.NewReader(`{"state": "drain", "reason": "kernel upgrade"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+opToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("operator drain: HTTP %d", resp.StatusCode)
+	}
 	m.waitDig(t, ".11 drained", without("127.0.0.11"), "www.e2e.test", "A")
+	if audit := meridianctl(t, url, "audit"); !strings.Contains(audit, "token:alice") || !strings.Contains(audit, "kernel upgrade") {
+		t.Errorf("audit log lacks the operator's drain:\n%s", audit)
+	}
+	// meridianctl enables it again.
+	meridianctl(t, url, "enable", "--pool", "www.e2e.test", "--address", "127.0.0.11", "--reason", "done")
+	m.waitDig(t, ".11 enabled", all, "www.e2e.test", "A")
 	m.stop(t)
 }
 
