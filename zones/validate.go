@@ -43,6 +43,11 @@ func Normalize(z *Zone) {
 	kept := z.Records[:0]
 	for _, r := range z.Records {
 		if r.RR != nil {
+			// miekg's parser leaves the owner of a first record written
+			// without one empty when the origin is the root; it is ".".
+			if h := r.RR.Header(); h.Name == "" {
+				h.Name = "."
+			}
 			k := keyOf(r.RR)
 			if isExactDuplicate(seen[k], r.RR) {
 				continue
