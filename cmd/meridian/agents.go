@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -206,17 +204,15 @@ func agentTokenCmd(_ context.Context, args []string, stdout, stderr io.Writer) i
 		fs.Usage()
 		return 2
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
+	token, sum, err := postgres.NewToken()
+	if err != nil {
 		fmt.Fprintf(stderr, "meridian agent-token: %v\n", err)
 		return 1
 	}
-	token := "mrd_" + base64.RawURLEncoding.EncodeToString(raw)
-	sum := sha256.Sum256([]byte(token))
 	fmt.Fprintf(stdout, "token: %s\n\n# Add to health.agent_tokens in the configuration (the token itself is not kept):\n", token)
-	entry := fmt.Sprintf("- {pool: %q, sha256: %s, label: %q}", zones.CanonicalName(*pool), hex.EncodeToString(sum[:]), *label)
+	entry := fmt.Sprintf("- {pool: %q, sha256: %s, label: %q}", zones.CanonicalName(*pool), hex.EncodeToString(sum), *label)
 	if *operator {
-		entry = fmt.Sprintf("- {operator: true, sha256: %s, label: %q}", hex.EncodeToString(sum[:]), *label)
+		entry = fmt.Sprintf("- {operator: true, sha256: %s, label: %q}", hex.EncodeToString(sum), *label)
 	}
 	fmt.Fprintln(stdout, entry)
 	return 0

@@ -16,44 +16,30 @@ import (
 // laid over the zones, so that one machine gets health checking without a
 // database. With a database, meridian-checker does this job.
 type localChecker struct {
-	files  store.Store // the zones, to find targets in
 	health *store.Health
 	logger *slog.Logger
 }
 
-// run probes until ctx is done, following changes of the zone files.
+// run probes until ctx is done. It follows the zones the server loads
+// (store.Health.OnLoad) rather than reading the files again.
 func (c *localChecker) run(ctx context.Context) error {
 	sched := health.NewScheduler(health.SchedulerOptions{Logger: c.logger})
-	reload := make(chan struct{}, 1)
-	reload <- struct{}{}
-	watchCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go c.files.Watch(watchCtx, func() {
-		select {
-		case reload <- struct{}{}:
-		default:
+	probed := -1
+	c.health.OnLoad(func(d *store.Data) {
+		ts := targets.FromZones(d.Zones, c.logger)
+		if err := sched.SetTargets(ts); err != nil {
+			c.logger.Warn("Some endpoints are not probed", "err", err)
+		}
+		if len(ts) != probed {
+			probed = len(ts)
+			c.logger.Info("Health checks", "targets", len(ts))
 		}
 	})
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-reload:
-			}
-			d, err := c.files.Load(ctx)
-			if err != nil {
-				continue // the reloader logs it; keep probing the previous targets
-			}
-			ts := targets.FromZones(d.Zones, c.logger)
-			if err := sched.SetTargets(ts); err != nil {
-				c.logger.Warn("Some endpoints are not probed", "err", err)
-			}
-			if len(ts) > 0 {
-				c.logger.Info("Health checks", "targets", len(ts))
-			}
+	if d := c.health.Last(); d != nil {
+		if err := sched.SetTargets(targets.FromZones(d.Zones, c.logger)); err != nil {
+			c.logger.Warn("Some endpoints are not probed", "err", err)
 		}
-	}()
+	}
 	return sched.Run(ctx, func(t health.Target, tr health.Transition) {
 		pool, addr, ok := targets.SplitKey(t.Key)
 		if !ok {

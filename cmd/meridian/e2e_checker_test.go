@@ -114,6 +114,46 @@ pools:
 	return b.String()
 }
 
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// apiPost posts body to the health-agent API at addr with token and
+// returns the HTTP status.
+func apiPost(t *testing.T, addr, path, token, body string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// ctlToken creates a token with meridianctl and returns it.
+func ctlToken(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	for _, line := range strings.Split(meridianctl(t, url, append([]string{"token", "create"}, args...)...), "\n") {
+		if strings.HasPrefix(line, "mrd_") {
+			return strings.TrimSpace(line)
+		}
+	}
+	t.Fatal("meridianctl token create printed no token")
+	return ""
+}
+
 // checkerProcess runs meridian-checker until the test ends.
 func checkerProcess(t *testing.T, url, id string, extra ...string) *exec.Cmd {
 	t.Helper()
@@ -155,12 +195,7 @@ func TestE2EChecker(t *testing.T) {
 	meridianctl(t, url, "apply", "-f", dir+"/e2e.test.yaml")
 
 	c1 := checkerProcess(t, url, "c1")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiAddr := ln.Addr().String()
-	ln.Close()
+	apiAddr := freeAddr(t)
 	checkerProcess(t, url, "c2", "--listen", apiAddr)
 	m := startMeridian(t, dir, nil, "--listen", "127.0.0.1:0", "--database", url)
 	all := func(r *digResult) bool { return len(data(r.Answer, "A")) == 3 }
@@ -196,64 +231,29 @@ func TestE2EChecker(t *testing.T) {
 
 	// An agent on .12 reports itself down through the API (with a token
 	// for its pool); it leaves at once, and comes back when it says up.
-	var token string
-	for _, line := range strings.Split(meridianctl(t, url, "token", "create", "--pool", "www.e2e.test", "--label", "agent12"), "\n") {
-		if strings.HasPrefix(line, "mrd_") {
-			token = strings.TrimSpace(line)
-		}
-	}
-	report := func(status string) int {
+	token := ctlToken(t, url, "--pool", "www.e2e.test", "--label", "agent12")
+	report := func(token, status string) int {
 		t.Helper()
-		req, err := http.NewRequest("POST", "http://"+apiAddr+"/v1/pools/www.e2e.test/endpoints/127.0.0.12/report",
-			strings.NewReader(`{"status": "`+status+`", "ttl": "60s"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return apiPost(t, apiAddr, "/v1/pools/www.e2e.test/endpoints/127.0.0.12/report", token, `{"status": "`+status+`", "ttl": "60s"}`)
 	}
-	if token == "" {
-		t.Fatal("meridianctl token create printed no token")
-	}
-	if code := report("down"); code != http.StatusOK {
+	if code := report(token, "down"); code != http.StatusOK {
 		t.Fatalf("agent report: HTTP %d", code)
 	}
 	m.waitDig(t, ".12 reported down", without("127.0.0.12"), "www.e2e.test", "A")
-	if code := report("up"); code != http.StatusOK {
+	if code := report(token, "up"); code != http.StatusOK {
 		t.Fatalf("agent report: HTTP %d", code)
 	}
 	m.waitDig(t, ".12 reported up", all, "www.e2e.test", "A")
-	token = "mrd_wrong"
-	if code := report("down"); code != http.StatusUnauthorized {
+	if code := report("mrd_wrong", "down"); code != http.StatusUnauthorized {
 		t.Errorf("a wrong token got HTTP %d, want 401", code)
 	}
 
 	// An operator drains .11 through the API: it leaves whatever its
 	// health, and the audit log says who.
-	var opToken string
-	for _, line := range strings.Split(meridianctl(t, url, "token", "create", "--operator", "--label", "alice"), "\n") {
-		if strings.HasPrefix(line, "mrd_") {
-			opToken = strings.TrimSpace(line)
-		}
-	}
-	req, err := http.NewRequest("POST", "http://"+apiAddr+"/v1/pools/www.e2e.test/endpoints/127.0.0.11/admin",
-		strings.NewReader(`{"state": "drain", "reason": "kernel upgrade"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+opToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("operator drain: HTTP %d", resp.StatusCode)
+	opToken := ctlToken(t, url, "--operator", "--label", "alice")
+	if code := apiPost(t, apiAddr, "/v1/pools/www.e2e.test/endpoints/127.0.0.11/admin", opToken,
+		`{"state": "drain", "reason": "kernel upgrade"}`); code != http.StatusOK {
+		t.Fatalf("operator drain: HTTP %d", code)
 	}
 	m.waitDig(t, ".11 drained", without("127.0.0.11"), "www.e2e.test", "A")
 	if audit := meridianctl(t, url, "audit"); !strings.Contains(audit, "token:alice") || !strings.Contains(audit, "kernel upgrade") {
@@ -341,12 +341,7 @@ func TestE2ELocalAgentAPI(t *testing.T) {
 	}
 	agentTok, agentEntry := makeAgentToken(t, "--pool", "www.agents.test", "--label", "web1")
 	opTok, opEntry := makeAgentToken(t, "--operator", "--label", "alice")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := ln.Addr().String()
-	ln.Close()
+	api := freeAddr(t)
 	config := fmt.Sprintf("zones:\n  files: [agents.test.yaml]\nhealth:\n  agent_listen: %s\n  agent_tokens:\n    %s\n    %s\n", api, agentEntry, opEntry)
 	if err := os.WriteFile(dir+"/meridian.yaml", []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -359,17 +354,7 @@ func TestE2ELocalAgentAPI(t *testing.T) {
 	m.waitDig(t, "both endpoints", both, "www.agents.test", "A")
 	post := func(token, path, body string) int {
 		t.Helper()
-		req, err := http.NewRequest("POST", "http://"+api+"/v1/pools/www.agents.test/endpoints/"+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return apiPost(t, api, "/v1/pools/www.agents.test/endpoints/"+path, token, body)
 	}
 	if code := post(agentTok, "127.0.0.12/report", `{"status": "down", "ttl": "1h"}`); code != http.StatusOK {
 		t.Fatalf("agent report: HTTP %d", code)

@@ -80,7 +80,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	if cfg.Store.Database == "" && (cfg.Health.Checks || cfg.Health.AgentListen != "") {
 		h := store.NewHealth()
 		if cfg.Health.Checks {
-			lc := &localChecker{files: st, health: h, logger: logger}
+			lc := &localChecker{health: h, logger: logger}
 			checks.run = lc.run
 		}
 		st = store.WithHealth(st, h)

@@ -88,6 +88,17 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
+// NewToken makes a new random token and returns it with its SHA-256, the
+// only form in which it is kept.
+func NewToken() (token string, hash []byte, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, fmt.Errorf("new token: %w", err)
+	}
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, hashToken(token), nil
+}
+
 // CreateToken creates a token of kind (TokenAgent, for pool, or
 // TokenOperator, with pool "") and returns it, to be shown once, and its
 // id.
@@ -105,11 +116,10 @@ func CreateToken(ctx context.Context, db DB, kind, pool, label string) (token st
 	default:
 		return "", 0, fmt.Errorf("postgres: create token: kind %q, want agent or operator", kind)
 	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	token, _, err = NewToken()
+	if err != nil {
 		return "", 0, fmt.Errorf("postgres: create token: %w", err)
 	}
-	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return "", 0, fmt.Errorf("postgres: create token: begin: %w", err)

@@ -405,42 +405,6 @@ func RecordVerdict(ctx context.Context, db DB, checkerID, pool string, addr neti
 	return recomputeAndCommit(ctx, tx, what, id)
 }
 
-// ProbeTarget is an endpoint for the checkers to probe.
-type ProbeTarget struct {
-	Zone       string
-	Pool       string
-	Addr       netip.Addr
-	Datacenter string
-	Admin      zones.AdminState
-	Quorum     string // the pool's: any, majority or all
-}
-
-// ProbeTargets lists every endpoint of every pool, by zone, pool and
-// address.
-func ProbeTargets(ctx context.Context, q Querier) ([]ProbeTarget, error) {
-	rows, err := q.Query(ctx, `SELECT z.origin, p.name, e.address, e.datacenter, e.admin_state, p.quorum
-		FROM endpoints e JOIN pools p ON p.id = e.pool_id JOIN zones z ON z.id = p.zone_id
-		ORDER BY z.origin, p.name, e.address`)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list probe targets: %w", err)
-	}
-	var out []ProbeTarget
-	var pt ProbeTarget
-	var admin string
-	_, err = pgx.ForEachRow(rows, []any{&pt.Zone, &pt.Pool, &pt.Addr, &pt.Datacenter, &admin, &pt.Quorum}, func() error {
-		var err error
-		if pt.Admin, err = zones.ParseAdminState(admin); err != nil {
-			return fmt.Errorf("pool %s endpoint %s: %w", pt.Pool, pt.Addr, err)
-		}
-		out = append(out, pt)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list probe targets: %w", err)
-	}
-	return out, nil
-}
-
 // Verdict is a checker's verdict on an endpoint.
 type Verdict struct {
 	Checker  string

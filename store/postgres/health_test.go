@@ -418,26 +418,6 @@ func TestHealthErrors(t *testing.T) {
 	}
 }
 
-// TestProbeTargets lists the endpoints for the checkers.
-func TestProbeTargets(t *testing.T) {
-	_, conn := healthDB(t)
-	ctx := context.Background()
-	if _, err := postgres.SetAdmin(ctx, conn, healthPool, ep2, zones.AdminDrain, "maintenance", "test"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := postgres.ProbeTargets(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []postgres.ProbeTarget{
-		{Zone: "health.example.", Pool: healthPool, Addr: ep1, Datacenter: "dc1", Admin: zones.AdminActive, Quorum: "majority"},
-		{Zone: "health.example.", Pool: healthPool, Addr: ep2, Datacenter: "dc1", Admin: zones.AdminDrain, Quorum: "majority"},
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("targets %+v, want %+v", got, want)
-	}
-}
-
 // TestHealthNoDeadlock records verdicts of two checkers on one endpoint,
 // heartbeats of two more that expire now and then (sweeps and revivals,
 // and heartbeats that race sweeps), and applies that update the same
