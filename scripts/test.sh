@@ -4,8 +4,10 @@
 # run of every native fuzz target.
 #
 # Works on a fresh Debian 12 machine with Go installed: dig (package
-# bind9-dnsutils) and, unless MERIDIAN_TEST_DATABASE_URL names a server
-# for the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
+# bind9-dnsutils), Chromium (the status page is tested in a headless
+# browser), promtool (package prometheus: the alert rules in deploy/ are
+# unit-tested) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
+# the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
 # installed with apt-get when missing.
 #
 #   scripts/test.sh
@@ -48,7 +50,15 @@ have_initdb() {
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 
+# The status page is tested in headless Chromium.
+have_chromium() { command -v chromium >/dev/null 2>&1; }
+
+# The alert rules are checked and unit-tested with promtool.
+have_promtool() { command -v promtool >/dev/null 2>&1; }
+
 install_pkg have_dig bind9-dnsutils
+install_pkg have_chromium chromium
+install_pkg have_promtool prometheus
 if [ -z "${MERIDIAN_TEST_DATABASE_URL:-}" ]; then
 	install_pkg have_initdb postgresql
 fi
