@@ -50,9 +50,10 @@ type Store interface {
 
 // Handler serves the API.
 type Handler struct {
-	store  Store
-	logger *slog.Logger
-	mux    *http.ServeMux
+	store    Store
+	logger   *slog.Logger
+	mux      *http.ServeMux
+	onReport func(accepted bool)
 }
 
 // New returns the API's handler over store; logger (nil: none) gets the
@@ -70,6 +71,29 @@ func New(store Store, logger *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /v1/pools", h.pools)
 	h.mux.HandleFunc("GET /v1/pools/{pool}/endpoints", h.endpoints)
 	return h
+}
+
+// OnReport makes the handler call fn once for every request to the
+// report route: accepted when the report was stored, not when it was
+// refused for any reason (token, body, unknown endpoint, store failure).
+// It is meant for metrics; set it before serving.
+func (h *Handler) OnReport(fn func(accepted bool)) {
+	h.onReport = fn
+}
+
+// ErrNeedOperator is MayAdmin's refusal: admin actions take operator
+// tokens only.
+var ErrNeedOperator = errors.New("this needs an operator token")
+
+// MayAdmin says whether token t may set the admin state of pool's
+// endpoints: only operator tokens may, since an agent's token must not
+// undo what an operator decided. Every admin path (this API, the status
+// page) asks it, so that they cannot drift apart.
+func MayAdmin(t postgres.TokenInfo, pool string) error {
+	if t.Kind != postgres.TokenOperator || !t.MayAct(pool) {
+		return ErrNeedOperator
+	}
+	return nil
 }
 
 // ServeHTTP serves r; requests no route takes get JSON errors too.
@@ -164,8 +188,8 @@ func (h *Handler) target(w http.ResponseWriter, r *http.Request, operatorOnly bo
 		return
 	}
 	pool = zones.CanonicalName(r.PathValue("pool"))
-	if operatorOnly && t.Kind != postgres.TokenOperator {
-		writeError(w, http.StatusForbidden, "this needs an operator token")
+	if operatorOnly && MayAdmin(t, pool) != nil {
+		writeError(w, http.StatusForbidden, "%s", ErrNeedOperator)
 		return t, "", addr, false
 	}
 	if !t.MayAct(pool) {
@@ -272,6 +296,10 @@ type ReportResponse struct {
 }
 
 func (h *Handler) report(w http.ResponseWriter, r *http.Request) {
+	accepted := false
+	if h.onReport != nil {
+		defer func() { h.onReport(accepted) }()
+	}
 	_, pool, addr, ok := h.target(w, r, false)
 	if !ok {
 		return
@@ -290,6 +318,7 @@ func (h *Handler) report(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err)
 		return
 	}
+	accepted = true
 	writeJSON(w, http.StatusOK, ReportResponse{Pool: pool, Address: addr.String(), Health: state.String(), Changed: changed})
 }
 
