@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"sort"
+	"time"
 
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/zones"
@@ -14,6 +15,10 @@ type state struct {
 	snap   *zones.Snapshot
 	db     *geo.DB
 	tables []*orderTable // by pool Index; nil for pools that need none
+
+	zoneStats []*zoneStats // by ZoneRef.Slot
+	poolStats []*poolView  // by pool Index
+	published time.Time    // when snap was published
 }
 
 // orderTable holds, for every location of a database, a pool geometry's

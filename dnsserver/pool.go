@@ -42,6 +42,9 @@ type choice struct {
 	// failOpen tells that nothing was eligible and active endpoints were
 	// answered regardless of health.
 	failOpen bool
+	// first is the index in pool.DCs of the datacenter of eps[0]; -1 when
+	// n is 0.
+	first int
 }
 
 // orderBuf is scratch space for a datacenter order. It lives in the
@@ -60,7 +63,7 @@ type tracer interface {
 // choose selects the endpoints of family fam of pool p for client c.
 // rng is the worker's random state. It allocates nothing.
 func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, buf *orderBuf, tr tracer, ch *choice) {
-	ch.n, ch.scope, ch.pool, ch.failOpen = 0, 0, p, false
+	ch.n, ch.scope, ch.pool, ch.failOpen, ch.first = 0, 0, p, false, -1
 	for hop := 0; ; hop++ {
 		order := st.order(p, c, buf[:len(p.DCs)], &ch.scope, tr)
 		fs := &p.Family[fam]
@@ -228,11 +231,17 @@ func pickFrom(p *zones.CompiledPool, fs *zones.FamilySet, sets []zones.DCEndpoin
 			}
 			spill += first + 1
 			takeFrom(&sets[order[spill]], limit, key, rng, ch)
+			if ch.n > 0 {
+				ch.first = int(order[spill])
+			}
 		}
 	}
 	for i := first; i < len(order) && ch.n < limit; i++ {
 		if i != spill {
 			takeFrom(&sets[order[i]], limit, key, rng, ch)
+			if ch.first < 0 && ch.n > 0 {
+				ch.first = int(order[i])
+			}
 		}
 	}
 }

@@ -67,10 +67,7 @@ alias CNAME www
 
 func poolSnapshot(t testing.TB, pools ...zones.Pool) *zones.Snapshot {
 	t.Helper()
-	z := parseZone(t, "svc.example.", poolZone)
-	z.Datacenters = testDCs
-	z.Pools = pools
-	snap, err := zones.Build([]*zones.Zone{z}, 1)
+	snap, err := zones.Build(poolSnapshotZones(t, pools...), 1)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

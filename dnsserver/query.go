@@ -46,6 +46,11 @@ type query struct {
 	ecs     ecs
 	scope   uint8 // ECS SCOPE PREFIX-LENGTH of the reply
 
+	// What the statistics need of the reply: the zone's counters (nil
+	// outside our zones) and the rcode sent.
+	zs    *zoneStats
+	rcode int
+
 	rng   uint64   // the worker's random state, for weighted choices
 	order orderBuf // scratch for pool selection
 	lbuf  [255]byte

@@ -62,6 +62,7 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 	if a == nil {
 		return s.reply(q, out, nil, dns.RcodeRefused, limit) // not one of our zones
 	}
+	q.zs = st.zoneStatsFor(a)
 	if a.Pool != nil {
 		return s.poolReply(st, q, out, a, limit, src)
 	}
@@ -71,6 +72,7 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 // errorReply answers a query whose question could not be used: header
 // only, as the question may be what was wrong.
 func (s *Server) errorReply(q *query, out []byte, rcode int) []byte {
+	q.rcode = rcode
 	out = out[:headerLen]
 	binary.BigEndian.PutUint16(out, q.id)
 	binary.BigEndian.PutUint16(out[2:], flagQR|q.flags&(0xF<<11|flagRD|flagCD)|uint16(rcode&0xF))
@@ -82,6 +84,7 @@ func (s *Server) errorReply(q *query, out []byte, rcode int) []byte {
 // record when the query had one, shedding the additional section or
 // setting TC when the whole does not fit in limit.
 func (s *Server) reply(q *query, out []byte, a *zones.Answer, rcode int, limit int) []byte {
+	q.rcode = rcode
 	flags := flagQR | q.flags&(flagRD|flagCD) | uint16(rcode&0xF)
 	var wire []byte
 	var count [3]uint16
@@ -167,6 +170,7 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 	var ch choice
 	c := q.client(src)
 	st.choose(a.Pool, a.PoolFamily, c, &q.rng, &q.order, nil, &ch)
+	st.recordPool(a.Pool, &ch)
 	if ch.n == 0 {
 		if len(a.Wire) == 0 {
 			return s.reply(q, out, ch.pool.NoData, dns.RcodeSuccess, limit)
@@ -188,6 +192,7 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 	if size > limit {
 		return s.reply(q, out, truncated, dns.RcodeSuccess, limit)
 	}
+	q.rcode = dns.RcodeSuccess
 	out = out[:headerLen]
 	binary.BigEndian.PutUint16(out, q.id)
 	binary.BigEndian.PutUint16(out[2:], flagQR|flagAA|q.flags&(flagRD|flagCD))

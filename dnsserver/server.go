@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -32,6 +33,7 @@ type Server struct {
 
 	panics  atomic.Uint64
 	tcpOpen atomic.Int64
+	stats   *statsTable // under mu
 }
 
 // New returns a Server for cfg. It does not open sockets; see Listen.
@@ -45,7 +47,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.UDPWorkers == 0 {
 		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
-	return &Server{cfg: cfg, logger: logger}, nil
+	return &Server{cfg: cfg, logger: logger, stats: newStatsTable()}, nil
 }
 
 // Publish makes snap the snapshot every following query is answered from.
@@ -63,7 +65,10 @@ func (s *Server) Publish(snap *zones.Snapshot) bool {
 	if old != nil {
 		db = old.db
 	}
-	s.st.Store(buildState(snap, db, old))
+	st := buildState(snap, db, old)
+	st.published = time.Now()
+	s.stats.attach(st, old)
+	s.st.Store(st)
 	return true
 }
 
@@ -75,10 +80,14 @@ func (s *Server) SetGeo(db *geo.DB) {
 	defer s.mu.Unlock()
 	old := s.st.Load()
 	var snap *zones.Snapshot
+	var published time.Time
 	if old != nil {
-		snap = old.snap
+		snap, published = old.snap, old.published
 	}
-	s.st.Store(buildState(snap, db, old))
+	st := buildState(snap, db, old)
+	st.published = published
+	s.stats.attach(st, old)
+	s.st.Store(st)
 }
 
 // Snapshot returns the snapshot currently served, or nil before the first
@@ -196,10 +205,18 @@ func (s *Server) close() {
 	}
 }
 
-// handle answers one packet. A bug in the answering code must not take the
-// server down: it becomes SERVFAIL and a count (the packet is then fuzzed
-// into a test).
-func (s *Server) handle(q *query, out, pkt []byte, tcp bool, src netip.Addr) (reply []byte) {
+// handle answers one packet, read at start (nanotime), and counts it.
+func (s *Server) handle(q *query, out, pkt []byte, tcp bool, src netip.Addr, start int64) []byte {
+	q.zs, q.qtype, q.rcode, q.do, q.ecs.present = nil, 0, 0, false, false
+	reply := s.safeRespond(q, out, pkt, tcp, src)
+	s.record(q, reply, tcp, src, start)
+	return reply
+}
+
+// safeRespond is respond, except that a bug in the answering code does not
+// take the server down: it becomes SERVFAIL and a count (the packet is
+// then fuzzed into a test).
+func (s *Server) safeRespond(q *query, out, pkt []byte, tcp bool, src netip.Addr) (reply []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.panics.Add(1)

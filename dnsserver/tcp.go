@@ -70,7 +70,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
 		if _, err := io.ReadFull(r, in[:l]); err != nil {
 			return
 		}
-		reply := s.handle(&q, out[2:2], in[:l], true, src)
+		reply := s.handle(&q, out[2:2], in[:l], true, src, nanotime())
 		if reply == nil {
 			return // not a query: nothing sensible to say on this stream
 		}

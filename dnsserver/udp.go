@@ -74,6 +74,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue // e.g. ICMP-induced errors on a previous send
 		}
+		start := nanotime()
 		k := 0
 		for i := 0; i < n; i++ {
 			m := &w.rms[i]
@@ -81,7 +82,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			if ua, ok := m.Addr.(*net.UDPAddr); ok {
 				src = ua.AddrPort().Addr().Unmap()
 			}
-			reply := s.handle(&w.q, w.outs[i][:0], m.Buffers[0][:m.N], false, src)
+			reply := s.handle(&w.q, w.outs[i][:0], m.Buffers[0][:m.N], false, src, start)
 			if reply == nil {
 				continue
 			}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"time"
 
 	"github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -113,6 +114,11 @@ func (db *DB) Path() string { return db.path }
 
 // Len is the number of distinct locations; indices run from 0 to Len-1.
 func (db *DB) Len() int { return len(db.locs) }
+
+// BuildTime returns when the database was built, from its metadata.
+func (db *DB) BuildTime() time.Time {
+	return time.Unix(int64(db.reader.Metadata.BuildEpoch), 0)
+}
 
 // HasCoords reports whether the database carries coordinates.
 func (db *DB) HasCoords() bool { return db.coords }

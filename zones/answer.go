@@ -43,6 +43,9 @@ type Answer struct {
 	// PoolOwner is the owner name to write for pool records when it is not
 	// the query name (after a CNAME chain); nil means the query name.
 	PoolOwner []byte
+
+	// Zone is the zone the answer comes from, for per-zone statistics.
+	Zone *ZoneRef
 }
 
 // builder computes the answers of one zone.

@@ -47,6 +47,8 @@ type CompiledPool struct {
 	// Index numbers the pools of a snapshot from 0, so that the server can
 	// keep per-pool data in slices.
 	Index int
+	// Zone is the zone that defines the pool.
+	Zone *ZoneRef
 }
 
 // PoolDC is a datacenter of a pool.

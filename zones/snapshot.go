@@ -28,6 +28,8 @@ type Snapshot struct {
 	built map[*Zone]*zoneTree
 	// slots is one more than the highest pool Index.
 	slots int
+	// zoneSlots is one more than the highest ZoneRef.Slot.
+	zoneSlots int
 	// rampUntil is when the last slow start of any pool ends.
 	rampUntil time.Time
 }
@@ -49,6 +51,7 @@ func (s *Snapshot) PoolSlots() int { return s.slots }
 // zoneTree is one zone inside a snapshot.
 type zoneTree struct {
 	origin string
+	ref    *ZoneRef // shared by the zone's answers and pools
 	nodes  map[string]*node // key: lower-case wire name; includes empty non-terminals
 	pools  []*CompiledPool  // the zone's pools, in definition order
 	// rampUntil is when the zone's last slow start ends; a tree that ramps
@@ -77,6 +80,29 @@ type node struct {
 	wildcard *node // the "*" child of this node, the source of synthesis (RFC 4592)
 
 	pool *CompiledPool // A and AAAA are chosen per client
+}
+
+// ZoneRef identifies a zone to the server's per-zone statistics: every
+// answer and pool points to its zone's.
+type ZoneRef struct {
+	// Origin is the zone's apex, fully qualified and lower case.
+	Origin string
+	// Slot numbers the zones of a snapshot from 0, as CompiledPool.Index
+	// numbers pools: a zone that Rebuild takes over keeps its slot, a zone
+	// compiled again gets a new one, and a full build renumbers them all.
+	Slot int
+}
+
+// ZoneSlots bounds the zones' Slot values: every Slot is below it.
+func (s *Snapshot) ZoneSlots() int { return s.zoneSlots }
+
+// ZoneRefs returns the snapshot's zones, in no particular order.
+func (s *Snapshot) ZoneRefs() []*ZoneRef {
+	out := make([]*ZoneRef, 0, len(s.zones))
+	for _, t := range s.zones {
+		out = append(out, t.ref)
+	}
+	return out
 }
 
 // Zones returns the origins of the snapshot's zones, sorted.
@@ -164,11 +190,11 @@ func Build(zs []*Zone, version uint64) (*Snapshot, error) {
 // pools in use, everything is compiled afresh to renumber them.
 func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs)), built: make(map[*Zone]*zoneTree, len(zs))}
-	if prev != nil && prev.slots > 2*len(prev.pools)+1024 {
+	if prev != nil && (prev.slots > 2*len(prev.pools)+1024 || prev.zoneSlots > 2*len(prev.zones)+1024) {
 		prev = nil
 	}
 	if prev != nil {
-		s.slots = prev.slots
+		s.slots, s.zoneSlots = prev.slots, prev.zoneSlots
 	}
 	now := time.Now()
 	for _, z := range zs {
@@ -191,6 +217,8 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 				p.Index = s.slots
 				s.slots++
 			}
+			t.ref.Slot = s.zoneSlots
+			s.zoneSlots++
 		}
 		key, err := wireKey(t.origin)
 		if err != nil {
@@ -240,7 +268,31 @@ func buildTree(z *Zone, now time.Time) (*zoneTree, error) {
 			t.rampUntil = p.RampUntil
 		}
 	}
+	t.setRef()
 	return t, nil
+}
+
+// setRef points the tree's answers and pools to its ZoneRef.
+func (t *zoneTree) setRef() {
+	t.ref = &ZoneRef{Origin: t.origin}
+	set := func(a *Answer) {
+		if a != nil {
+			a.Zone = t.ref
+		}
+	}
+	set(t.nxdomain)
+	set(t.nodata)
+	for _, n := range t.nodes {
+		for _, a := range n.answers {
+			set(a)
+		}
+		set(n.other)
+		set(n.any)
+		set(n.referral)
+	}
+	for _, p := range t.pools {
+		p.Zone = t.ref
+	}
 }
 
 func compileTree(z *Zone, now time.Time) (*zoneTree, []*CompiledPool, error) {
