@@ -51,7 +51,7 @@ func (s *Snapshot) PoolSlots() int { return s.slots }
 // zoneTree is one zone inside a snapshot.
 type zoneTree struct {
 	origin string
-	ref    *ZoneRef // shared by the zone's answers and pools
+	ref    *ZoneRef         // shared by the zone's answers and pools
 	nodes  map[string]*node // key: lower-case wire name; includes empty non-terminals
 	pools  []*CompiledPool  // the zone's pools, in definition order
 	// rampUntil is when the zone's last slow start ends; a tree that ramps
