@@ -49,7 +49,7 @@ func BenchmarkRespondPool(b *testing.B) {
 }
 
 func runBench(b *testing.B, s *Server, cases []benchCase) {
-	src := netip.MustParseAddr("81.2.69.1")
+	src := netip.MustParseAddrPort("81.2.69.1:53000")
 	for _, bc := range cases {
 		pkt, err := bc.m.Pack()
 		if err != nil {

@@ -102,7 +102,7 @@ func TestMetricsQueries(t *testing.T) {
 	resp := newQuery("www.example.com.", dns.TypeA)
 	resp.Response = true
 	pkt, _ := resp.Pack()
-	s.handle(&query{}, make([]byte, 0, advertisedUDPSize), pkt, false, netip.MustParseAddr("127.0.0.1"), nanotime())
+	s.handle(&query{}, make([]byte, 0, advertisedUDPSize), pkt, false, netip.MustParseAddrPort("127.0.0.1:5300"), nanotime())
 	got = scrape(t, s)
 	if got[`meridian_dns_requests_total{family=1,proto=udp,type=other,zone=dropped}`] != 1 {
 		t.Errorf("unanswered packet not counted: %v", got)

@@ -50,6 +50,8 @@ type query struct {
 	// outside our zones) and the rcode sent.
 	zs    *zoneStats
 	rcode int
+	// local is the address the query came in on, for dnstap.
+	local netip.AddrPort
 
 	rng   uint64   // the worker's random state, for weighted choices
 	order orderBuf // scratch for pool selection

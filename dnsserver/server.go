@@ -34,7 +34,18 @@ type Server struct {
 	panics  atomic.Uint64
 	tcpOpen atomic.Int64
 	stats   *statsTable // under mu
+	tap     Tap         // set before Serve; nil: off
 }
+
+// Tap receives each packet answered and its reply (nil when none was
+// sent), with the client's and the server's addresses: dnstap logging.
+// It runs on the query path, so it must not block, and it must copy what
+// it keeps.
+type Tap func(query, reply []byte, client, server netip.AddrPort, tcp bool)
+
+// SetTap makes t receive every query from now on; call it before Serve.
+// Without a tap the query path pays one nil check.
+func (s *Server) SetTap(t Tap) { s.tap = t }
 
 // New returns a Server for cfg. It does not open sockets; see Listen.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
@@ -205,11 +216,16 @@ func (s *Server) close() {
 	}
 }
 
-// handle answers one packet, read at start (nanotime), and counts it.
-func (s *Server) handle(q *query, out, pkt []byte, tcp bool, src netip.Addr, start int64) []byte {
+// handle answers one packet from client, read at start (nanotime), and
+// counts it.
+func (s *Server) handle(q *query, out, pkt []byte, tcp bool, client netip.AddrPort, start int64) []byte {
 	q.zs, q.qtype, q.rcode, q.do, q.ecs.present = nil, 0, 0, false, false
+	src := client.Addr()
 	reply := s.safeRespond(q, out, pkt, tcp, src)
 	s.record(q, reply, tcp, src, start)
+	if s.tap != nil {
+		s.tap(pkt, reply, client, q.local, tcp)
+	}
 	return reply
 }
 

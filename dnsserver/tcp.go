@@ -51,9 +51,13 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
 	r := bufio.NewReaderSize(c, 4096)
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
-	var src netip.Addr
+	var src netip.AddrPort
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		src = ta.AddrPort().Addr().Unmap()
+		ap := ta.AddrPort()
+		src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		q.local = la.AddrPort()
 	}
 	in := make([]byte, maxTCPSize)
 	out := make([]byte, 2, 2+maxTCPSize)

@@ -66,6 +66,9 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	pc := ipv4.NewPacketConn(c)
 	w := newUDPWorker()
 	w.q.rng = uint64(time.Now().UnixNano())
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		w.q.local = la.AddrPort()
+	}
 	for {
 		n, err := pc.ReadBatch(w.rms, 0)
 		if err != nil {
@@ -78,9 +81,10 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		k := 0
 		for i := 0; i < n; i++ {
 			m := &w.rms[i]
-			var src netip.Addr
+			var src netip.AddrPort
 			if ua, ok := m.Addr.(*net.UDPAddr); ok {
-				src = ua.AddrPort().Addr().Unmap()
+				ap := ua.AddrPort()
+				src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 			}
 			reply := s.handle(&w.q, w.outs[i][:0], m.Buffers[0][:m.N], false, src, start)
 			if reply == nil {
