@@ -217,8 +217,8 @@ func TestPage(t *testing.T) {
 	op := readBody(t, s.do("GET", "/status", nil, opToken, nil))
 	agent := readBody(t, s.do("GET", "/status", nil, agentToken, nil))
 	tests := []struct {
-		name      string
-		body      string
+		name       string
+		body       string
 		has, lacks []string
 	}{
 		{"anonymous", anon, []string{
