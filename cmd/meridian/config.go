@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,8 @@ type config struct {
 	Store  storeConfig  `mapstructure:"store"`
 	Health healthConfig `mapstructure:"health"`
 	Geo    geoConfig    `mapstructure:"geo"`
+	HTTP   httpConfig   `mapstructure:"http"`
+	Dnstap dnstapConfig `mapstructure:"dnstap"`
 	Log    logConfig    `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
@@ -118,6 +121,33 @@ type geoConfig struct {
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
 }
 
+// httpConfig is the "http" section: the operations endpoint.
+type httpConfig struct {
+	// Listen (http.listen) serves /metrics (Prometheus), /healthz (200
+	// while the process runs) and /readyz (200 once the first snapshot is
+	// served) on this host:port; empty: not served. Flag --http-listen.
+	Listen string `mapstructure:"listen"`
+}
+
+// dnstapConfig is the "dnstap" section: query logging in dnstap format.
+// Off unless socket or file is set.
+type dnstapConfig struct {
+	// Socket (dnstap.socket) is the unix socket of a dnstap collector;
+	// the connection is retried while the collector is away.
+	Socket string `mapstructure:"socket"`
+	// File (dnstap.file) is a file to write dnstap to, truncated at
+	// start. Relative paths in the config file are resolved against its
+	// directory.
+	File string `mapstructure:"file"`
+	// Identity (dnstap.identity) names this server in every message;
+	// default: the host name.
+	Identity string `mapstructure:"identity"`
+	// Queue (dnstap.queue) is how many queries wait for the writer at
+	// most; beyond, they are dropped and counted
+	// (meridian_dnstap_messages_total{result="dropped"}).
+	Queue int `mapstructure:"queue"`
+}
+
 // logConfig is the "log" section.
 type logConfig struct {
 	// Level (log.level) is debug, info, warn or error. Flag --log-level.
@@ -137,6 +167,7 @@ func newServeFlags() *pflag.FlagSet {
 	fs.String("nsid", def.NSID, "NSID to return to clients that ask (RFC 5001)")
 	fs.String("geoip", "", "GeoIP database (MaxMind-format City or Country file)")
 	fs.String("database", "", "PostgreSQL URL to load zones from instead of zone files")
+	fs.String("http-listen", "", "serve /metrics, /healthz and /readyz on this host:port")
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("log-format", "text", "log format: text or json")
 	return fs
@@ -144,13 +175,14 @@ func newServeFlags() *pflag.FlagSet {
 
 // flagKeys maps flags to the config keys they set.
 var flagKeys = map[string]string{
-	"listen":     "dns.listen",
-	"zone-file":  "zones.files",
-	"nsid":       "dns.nsid",
-	"geoip":      "geo.database",
-	"database":   "store.database",
-	"log-level":  "log.level",
-	"log-format": "log.format",
+	"listen":      "dns.listen",
+	"zone-file":   "zones.files",
+	"nsid":        "dns.nsid",
+	"geoip":       "geo.database",
+	"database":    "store.database",
+	"http-listen": "http.listen",
+	"log-level":   "log.level",
+	"log-format":  "log.format",
 }
 
 // loadConfig builds the configuration from the parsed flags fs, the
@@ -173,6 +205,11 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("health.agent_listen", "")
 	v.SetDefault("geo.database", "")
 	v.SetDefault("geo.reload_interval", 30*time.Second)
+	v.SetDefault("http.listen", "")
+	v.SetDefault("dnstap.socket", "")
+	v.SetDefault("dnstap.file", "")
+	v.SetDefault("dnstap.identity", "")
+	v.SetDefault("dnstap.queue", 10000)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
 
@@ -222,6 +259,10 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 		c.Store.CacheFile != "" && !filepath.IsAbs(c.Store.CacheFile) {
 		c.Store.CacheFile = filepath.Join(filepath.Dir(file), c.Store.CacheFile)
 	}
+	if file != "" && os.Getenv(envPrefix+"_DNSTAP_FILE") == "" &&
+		c.Dnstap.File != "" && !filepath.IsAbs(c.Dnstap.File) {
+		c.Dnstap.File = filepath.Join(filepath.Dir(file), c.Dnstap.File)
+	}
 
 	if err := c.validate(); err != nil {
 		if file != "" {
@@ -254,6 +295,17 @@ func (c *config) validate() error {
 	for _, f := range c.Zones.Files {
 		if f == "" {
 			return errors.New("zones.files: empty path")
+		}
+	}
+	if c.Dnstap.Socket != "" && c.Dnstap.File != "" {
+		return errors.New("dnstap.socket and dnstap.file are both set: choose one output")
+	}
+	if c.Dnstap.Queue <= 0 {
+		return fmt.Errorf("dnstap.queue: must be positive, got %d", c.Dnstap.Queue)
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			return fmt.Errorf("http.listen: want host:port, got %q", c.HTTP.Listen)
 		}
 	}
 	if c.Geo.ReloadInterval <= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridiandns/meridian/store"
@@ -32,6 +33,11 @@ type reloader struct {
 	// last is the snapshot last published: a rebuild reuses its zones that
 	// the store hands back unchanged.
 	last *zones.Snapshot
+
+	// For metrics: whether the last Load and the last whole reload
+	// succeeded, and reloads by result (index 1: ok, 0: error).
+	loadOK, reloadOK atomic.Bool
+	reloads          [2]atomic.Uint64
 }
 
 func newReloader(st store.Store, pub publisher, logger *slog.Logger) *reloader {
@@ -43,7 +49,15 @@ func newReloader(st store.Store, pub publisher, logger *slog.Logger) *reloader {
 
 // reload loads, builds and publishes once.
 func (r *reloader) reload(ctx context.Context) error {
+	err := r.reloadOnce(ctx)
+	r.reloadOK.Store(err == nil)
+	r.reloads[b2i(err == nil)].Add(1)
+	return err
+}
+
+func (r *reloader) reloadOnce(ctx context.Context) error {
 	d, err := r.store.Load(ctx)
+	r.loadOK.Store(err == nil)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/health/agentapi"
+	"github.com/meridiandns/meridian/internal/dnstaplog"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -93,6 +94,41 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		}
 	}
 	r := newReloader(st, srv, logger)
+	tapActor := actor{"dnstap", idle}
+	var tap *dnstaplog.Logger
+	if cfg.Dnstap.Socket != "" || cfg.Dnstap.File != "" {
+		identity := cfg.Dnstap.Identity
+		if identity == "" {
+			identity, _ = os.Hostname()
+		}
+		tap, err = dnstaplog.New(dnstaplog.Options{
+			Socket: cfg.Dnstap.Socket, File: cfg.Dnstap.File, Queue: cfg.Dnstap.Queue,
+			Identity: identity, Version: "meridian " + versionString(), Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		srv.SetTap(tap.Log)
+		tapActor.run = tap.Run
+	}
+	o := newOps(srv, r, st, tap, logger)
+	if cfg.HTTP.Listen != "" {
+		// Served from the start, so that /readyz says "loading" during a
+		// long first load instead of refusing connections.
+		httpActor, err := o.listen(cfg.HTTP.Listen)
+		if err != nil {
+			return err
+		}
+		hctx, stopHTTP := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := httpActor.run(hctx); err != nil {
+				logger.Error("HTTP server failed", "err", err)
+			}
+		}()
+		defer func() { stopHTTP(); <-done }()
+	}
 	var geoDB *geo.DB
 	if cfg.Geo.Database != "" {
 		// A configured database that does not open is a configuration
@@ -119,8 +155,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		addrs = append(addrs, a.String())
 	}
 	logger.Info("Listening", "addrs", addrs)
+	// Zones, GeoIP and the health in the store are loaded (without a
+	// database, in-process checks start from unknown: see docs/health.md).
+	o.markReady()
+	defer o.markStopping()
 
 	return runGroup(ctx,
+		tapActor,
+		actor{"watchdog", o.watchdog},
 		actor{"dns server", srv.Serve},
 		actor{"reloader", r.run},
 		checks,
@@ -143,6 +185,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 						continue
 					}
 					logger.Info("Shutting down", "signal", s.String())
+					o.markStopping()
 					return nil
 				}
 			}
