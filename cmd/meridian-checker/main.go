@@ -9,7 +9,9 @@
 //
 //	meridian-checker --database URL [--id NAME] [--region NAME] [--listen ADDR]
 //
-// With --listen it also serves the health-agent API (health/agentapi).
+// With --listen it also serves, on that address, the health-agent API
+// (health/agentapi, under /v1), the status page (health/statuspage, at
+// /status) and Prometheus metrics (/metrics).
 package main
 
 import (
@@ -23,18 +25,38 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/health"
 	"github.com/meridiandns/meridian/health/agentapi"
+	"github.com/meridiandns/meridian/health/statuspage"
 	"github.com/meridiandns/meridian/health/targets"
+	imetrics "github.com/meridiandns/meridian/internal/metrics"
 	"github.com/meridiandns/meridian/store/postgres"
 )
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise the module version is used.
+var version = ""
+
+// versionString returns the version set at build time, else the module
+// version, else "devel".
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,7 +72,7 @@ type options struct {
 	heartbeat     time.Duration
 	maxConcurrent int
 	logLevel      string
-	listen        string // agent API address; "" for none
+	listen        string // HTTP address (agent API, status page, metrics); "" for none
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "heartbeat interval; a checker silent for 3 intervals stops counting")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", 256, "probes in flight at most")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.listen, "listen", "", "serve the health-agent API on this address (host:port); none by default")
+	fs.StringVar(&o.listen, "listen", "", "serve the health-agent API, the status page (/status) and metrics (/metrics) on this address (host:port); none by default")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meridian-checker --database URL [flags]\n\nProbe the endpoints of the pools in a Meridian PostgreSQL store and record their health.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -103,25 +125,34 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	if err := postgres.RegisterChecker(ctx, pool, o.id, o.region, ttl); err != nil {
 		return err
 	}
+	reg := imetrics.NewRegistry(versionString())
+	m := newCheckerMetrics(reg)
+	m.heartbeatAt(time.Now()) // registering is the first heartbeat
+	m.storeAnswered(true)
 	st, err := postgres.New(postgres.Options{URL: o.database, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	// Agent API: listen before anything runs, so a bad address fails now.
+	// HTTP: listen before anything runs, so a bad address fails now.
 	var api *http.Server
 	var apiListener net.Listener
 	if o.listen != "" {
 		if apiListener, err = net.Listen("tcp", o.listen); err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
-		api = agentapi.NewServer(o.listen, agentapi.New(agentapi.PG{DB: pool}, logger))
+		api = agentapi.NewServer(o.listen, httpHandler(pool, o.id, reg, m, logger))
 	}
-	logger.Info("Checker started", "id", o.id, "region", o.region)
+	logger.Info("Checker started", "id", o.id, "region", o.region, "version", versionString())
 
-	ag := &agentChecks{db: pool, logger: logger, last: map[string]agentSent{}}
-	sched := health.NewScheduler(health.SchedulerOptions{MaxConcurrent: o.maxConcurrent, Logger: logger, Probe: ag.probe})
-	w := &writer{db: pool, id: o.id, logger: logger, pending: map[string]verdict{}}
+	ag := &agentChecks{db: pool, logger: logger, metrics: m, last: map[string]agentSent{}}
+	sched := health.NewScheduler(health.SchedulerOptions{MaxConcurrent: o.maxConcurrent, Logger: logger,
+		Probe: func(ctx context.Context, t health.Target) health.Result {
+			r := ag.probe(ctx, t)
+			m.probed(t.Check.Type, r)
+			return r
+		}})
+	w := &writer{db: pool, id: o.id, logger: logger, metrics: m, pending: map[string]verdict{}}
 	reload := make(chan struct{}, 1)
 	load := func() {
 		d, err := st.Load(ctx)
@@ -133,6 +164,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 		if err := sched.SetTargets(ts); err != nil {
 			logger.Warn("Some endpoints are not probed", "err", err)
 		}
+		m.targets.Set(float64(len(sched.Snapshot())))
 		logger.Info("Targets loaded", "version", d.Version, "targets", len(ts))
 	}
 	load()
@@ -140,11 +172,11 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	if api != nil { // agent API
+	if api != nil {
 		wg.Go(func() {
-			logger.Info("Agent API listening", "address", apiListener.Addr().String())
+			logger.Info("HTTP listening: agent API, status page, metrics", "address", apiListener.Addr().String())
 			if err := api.Serve(apiListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("Agent API failed", "err", err)
+				logger.Error("HTTP server failed", "err", err)
 			}
 		})
 		wg.Go(func() {
@@ -175,6 +207,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	wg.Go(func() {
 		t := time.NewTicker(o.heartbeat)
 		defer t.Stop()
+		countCheckers(ctx, pool, m, logger)
 		for {
 			select {
 			case <-ctx.Done():
@@ -183,8 +216,14 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 			}
 			if expired, err := postgres.Heartbeat(ctx, pool, o.id, ttl); err != nil {
 				logger.Warn("Heartbeat failed", "err", err)
-			} else if len(expired) > 0 {
-				logger.Warn("Checkers no longer heartbeating; their verdicts stop counting", "checkers", expired)
+				m.storeAnswered(false)
+			} else {
+				m.heartbeatAt(time.Now())
+				m.storeAnswered(true)
+				if len(expired) > 0 {
+					logger.Warn("Checkers no longer heartbeating; their verdicts stop counting", "checkers", expired)
+				}
+				countCheckers(ctx, pool, m, logger)
 			}
 			w.flush(ctx) // verdicts that could not be written before
 			// Agent API: expired agent reports hand over to the quorum.
@@ -199,6 +238,44 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	return nil
 }
 
+// httpHandler serves, on --listen, the metrics at /metrics, the status
+// page under /status (and / sends browsers there), and the health-agent
+// API for everything else.
+func httpHandler(db *pgxpool.Pool, id string, reg *prometheus.Registry, m *checkerMetrics, logger *slog.Logger) http.Handler {
+	api := agentapi.New(agentapi.PG{DB: db}, logger)
+	api.OnReport(func(accepted bool) { m.reported("api", accepted) })
+	page := statuspage.New(statuspage.PG{PG: agentapi.PG{DB: db}}, id, logger)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", imetrics.Handler(reg))
+	mux.Handle("/status", page)
+	mux.Handle("/status/", page)
+	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusSeeOther))
+	mux.Handle("/", api)
+	return mux
+}
+
+// countCheckers sets the gauge of live and expired checkers.
+func countCheckers(ctx context.Context, db *pgxpool.Pool, m *checkerMetrics, logger *slog.Logger) {
+	cs, err := postgres.ListCheckers(ctx, db)
+	if err != nil {
+		if ctx.Err() == nil {
+			logger.Warn("Counting checkers failed", "err", err)
+			m.storeAnswered(false)
+		}
+		return
+	}
+	var live, expired int
+	for _, c := range cs {
+		if c.Live {
+			live++
+		} else {
+			expired++
+		}
+	}
+	m.checkers.WithLabelValues("live").Set(float64(live))
+	m.checkers.WithLabelValues("expired").Set(float64(expired))
+}
+
 // verdict is a transition waiting to be written.
 type verdict struct {
 	pool   string
@@ -208,12 +285,14 @@ type verdict struct {
 }
 
 // writer records transitions; those that fail (database away) are kept,
-// the latest per endpoint, and retried with each heartbeat.
+// the latest per endpoint, and retried with each heartbeat. Writes are
+// serialised, so that a retried verdict never overwrites a newer one.
 type writer struct {
 	db      *pgxpool.Pool
 	id      string
 	logger  *slog.Logger
-	mu      sync.Mutex
+	metrics *checkerMetrics
+	mu      sync.Mutex // held across writes
 	pending map[string]verdict
 }
 
@@ -224,42 +303,47 @@ func (w *writer) record(ctx context.Context, key string, tr health.Transition) {
 	}
 	v := verdict{pool: pool, addr: addr, up: tr.Up, reason: tr.Reason}
 	w.logger.Info("Endpoint transition", "pool", pool, "address", addr, "up", tr.Up, "reason", tr.Reason)
+	w.metrics.transition(pool, tr.Up)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err := w.write(ctx, v); err != nil {
 		w.logger.Warn("Could not record a transition; will retry", "pool", pool, "address", addr, "err", err)
-		w.mu.Lock()
 		w.pending[key] = v
-		w.mu.Unlock()
+	} else {
+		delete(w.pending, key) // an older one that failed is stale now
 	}
+	w.metrics.pending.Set(float64(len(w.pending)))
 }
 
+// write writes v; the caller holds w.mu.
 func (w *writer) write(ctx context.Context, v verdict) error {
 	state, changed, err := postgres.RecordVerdict(ctx, w.db, w.id, v.pool, v.addr, v.up, v.reason)
 	if err != nil {
 		if errors.Is(err, postgres.ErrUnknownEndpoint) || errors.Is(err, postgres.ErrUnknownPool) {
 			return nil // removed meanwhile: nothing to record
 		}
+		if ctx.Err() == nil {
+			w.metrics.storeAnswered(false)
+		}
 		return err
 	}
+	w.metrics.storeAnswered(true)
 	if changed {
 		w.logger.Info("Endpoint health changed", "pool", v.pool, "address", v.addr, "state", state.String())
 	}
 	return nil
 }
 
+// flush retries the transitions that could not be written.
 func (w *writer) flush(ctx context.Context) {
 	w.mu.Lock()
-	pending := w.pending
-	w.pending = map[string]verdict{}
-	w.mu.Unlock()
-	for key, v := range pending {
-		if err := w.write(ctx, v); err != nil {
-			w.mu.Lock()
-			if _, newer := w.pending[key]; !newer {
-				w.pending[key] = v
-			}
-			w.mu.Unlock()
+	defer w.mu.Unlock()
+	for key, v := range w.pending {
+		if w.write(ctx, v) == nil {
+			delete(w.pending, key)
 		}
 	}
+	w.metrics.pending.Set(float64(len(w.pending)))
 }
 
 // agentChecks maps what HAProxy agent-check agents say onto the same
@@ -267,10 +351,11 @@ func (w *writer) flush(ctx context.Context) {
 // existing agents work unchanged. A report is written when the agent's
 // words change, and renewed well before it expires, not on every probe.
 type agentChecks struct {
-	db     *pgxpool.Pool
-	logger *slog.Logger
-	mu     sync.Mutex
-	last   map[string]agentSent
+	db      *pgxpool.Pool
+	logger  *slog.Logger
+	metrics *checkerMetrics
+	mu      sync.Mutex
+	last    map[string]agentSent
 }
 
 type agentSent struct {
@@ -293,6 +378,7 @@ func (a *agentChecks) probe(ctx context.Context, t health.Target) health.Result 
 	}
 	st, err := agentapi.ParseStatus(r.Agent)
 	if err != nil {
+		a.metrics.reported("agent-check", false)
 		return r // the probe's verdict already says what is wrong
 	}
 	rep := postgres.Report{Status: st.State, WeightPercent: st.WeightPercent, Capacity: st.MaxConn, Message: st.Note, TTL: ttl}
@@ -305,8 +391,10 @@ func (a *agentChecks) probe(ctx context.Context, t health.Target) health.Result 
 	defer cancel()
 	if _, _, err := postgres.ReportAgent(wctx, a.db, pool, addr, rep); err != nil {
 		a.logger.Warn("Could not record what an agent said", "pool", pool, "address", addr, "err", err)
+		a.metrics.reported("agent-check", false)
 		return r
 	}
+	a.metrics.reported("agent-check", true)
 	a.mu.Lock()
 	a.last[t.Key] = agentSent{words: r.Agent, at: time.Now()}
 	a.mu.Unlock()
