@@ -4,6 +4,7 @@
 // Usage:
 //
 //	meridian serve [--config meridian.yaml] [flags]
+//	meridian check [--config meridian.yaml] [ZONE-FILE...]
 //	meridian explain NAME --client ADDR[/PREFIX] [--type A|AAAA] [flags]
 //	meridian migrate --database URL
 //	meridian version
@@ -30,6 +31,7 @@ var program = &cli.Program{
 	About: "Meridian is an authoritative, GeoIP-aware GSLB DNS server.",
 	Commands: []cli.Command{
 		{Name: "serve", Summary: "serve DNS for the configured zones", Run: serveCmd},
+		{Name: "check", Summary: "validate the configuration and zone files without serving", Run: checkCmd},
 		{Name: "explain", Summary: "show how a name is answered for a client, and why", Run: explainCmd},
 		{Name: "migrate", Summary: "create or upgrade the schema of a PostgreSQL store", Run: migrateCmd},
 		{Name: "agent-token", Summary: "make a token for the health-agent API of a server without a database", Run: agentTokenCmd},
