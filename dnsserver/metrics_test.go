@@ -1,10 +1,13 @@
 package dnsserver
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -175,4 +178,54 @@ func poolSnapshotZones(t testing.TB, pools ...zones.Pool) []*zones.Zone {
 	z.Datacenters = testDCs
 	z.Pools = pools
 	return []*zones.Zone{z}
+}
+
+// TestTap checks that the tap sees each query and reply with the
+// client's and the server's addresses, over UDP and TCP.
+func TestTap(t *testing.T) {
+	type seen struct {
+		query, reply   string
+		client, server netip.AddrPort
+		tcp            bool
+	}
+	ch := make(chan seen, 8)
+	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, TCPIdleTimeout: time.Second, TCPMaxConns: 10, UDPWorkers: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetTap(func(q, r []byte, client, server netip.AddrPort, tcp bool) {
+		var qm, rm dns.Msg
+		qm.Unpack(q)
+		rm.Unpack(r)
+		ch <- seen{qm.Question[0].Name, dns.RcodeToString[rm.Rcode], client, server, tcp}
+	})
+	s.Publish(testSnapshot(t, 1))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	server := s.Addrs()[0].(*net.UDPAddr).AddrPort()
+	for _, network := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+		conn, err := c.Dial(server.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := netip.MustParseAddrPort(conn.LocalAddr().String())
+		if _, _, err := c.ExchangeWithConn(newQuery("nothere.example.com.", dns.TypeA), conn); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		select {
+		case got := <-ch:
+			want := seen{"nothere.example.com.", "NXDOMAIN", local, server, network == "tcp"}
+			if got != want {
+				t.Errorf("%s: tap saw %+v, want %+v", network, got, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: tap saw nothing", network)
+		}
+	}
 }
