@@ -56,9 +56,13 @@ have_chromium() { command -v chromium >/dev/null 2>&1; }
 # The alert rules are checked and unit-tested with promtool.
 have_promtool() { command -v promtool >/dev/null 2>&1; }
 
+# The systemd units in deploy/ are checked with systemd-analyze verify.
+have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
+
 install_pkg have_dig bind9-dnsutils
 install_pkg have_chromium chromium
 install_pkg have_promtool prometheus
+install_pkg have_systemd_analyze systemd
 if [ -z "${MERIDIAN_TEST_DATABASE_URL:-}" ]; then
 	install_pkg have_initdb postgresql
 fi
