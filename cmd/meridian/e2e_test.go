@@ -498,7 +498,7 @@ func TestE2EConfigFile(t *testing.T) {
 	// the working directory. The flag overrides the config's port, the
 	// environment its NSID.
 	m := startMeridian(t, t.TempDir(), []string{"MERIDIAN_DNS_NSID=from-env"},
-		"--config", config, "--listen", "127.0.0.1:0")
+		"--config", config, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
 	r := m.waitDig(t, "server answers", isNOERROR, "+nsid", "www.example.com", "A")
 	if !r.hasFlag("aa") || r.NSID != "from-env" {
 		t.Errorf("flags %v NSID %q, want aa and NSID from-env", r.Flags, r.NSID)
