@@ -28,6 +28,8 @@ type Config struct {
 	TCPMaxConns int
 	// TCPMaxQueries caps queries per TCP connection; 0 means unlimited.
 	TCPMaxQueries int
+	// RRL limits UDP replies per client network; the zero value is off.
+	RRL RRLConfig
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -64,7 +66,7 @@ func (c *Config) Validate() error {
 	if c.TCPMaxQueries < 0 {
 		return errors.New("dnsserver: tcp max queries must not be negative")
 	}
-	return nil
+	return c.RRL.validate()
 }
 
 // checkListen accepts "IP:port" and ":port" (all addresses).

@@ -26,6 +26,7 @@ var (
 	descECS       = desc("dns_ecs_requests_total", "DNS queries carrying an EDNS Client Subnet option.", "zone")
 	descPanics    = desc("dns_panics_total", "Queries that hit a bug and were answered SERVFAIL.")
 	descTCPConns  = desc("dns_tcp_connections", "TCP connections open.")
+	descRRL       = desc("dns_rrl_limited_total", "UDP replies withheld by response rate limiting: dropped, or slipped (sent truncated for the client to retry over TCP).", "action")
 
 	descPoolAnswers  = desc("pool_answers_total", "Pool answers, by the pool that gave them and the datacenter of their first address (none: no address).", "zone", "pool", "datacenter")
 	descPoolFailOpen = desc("pool_fail_open_total", "Pool answers given regardless of health because no endpoint was eligible.", "zone", "pool")
@@ -48,7 +49,7 @@ type collector Server
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descRequests, descResponses, descDuration, descDO, descTruncated, descECS,
-		descPanics, descTCPConns, descPoolAnswers, descPoolFailOpen, descPoolFallback,
+		descPanics, descTCPConns, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
 		descPoolActive, descPoolHealthy, descSnapVersion, descSnapTime, descSnapZones, descGeoBuild,
 	} {
 		ch <- d
@@ -65,6 +66,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descPanics, s.panics.Load())
 	gauge(descTCPConns, float64(s.tcpOpen.Load()))
+	if s.rrl != nil {
+		counter(descRRL, s.rrl.dropped.Load(), "drop")
+		counter(descRRL, s.rrl.slipped.Load(), "slip")
+	}
 
 	// The table changes only under mu, with Publish; the counters in it
 	// are read atomically while queries add to them.

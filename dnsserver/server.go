@@ -35,6 +35,7 @@ type Server struct {
 	tcpOpen atomic.Int64
 	stats   *statsTable // under mu
 	tap     Tap         // set before Serve; nil: off
+	rrl     *limiter    // nil: off
 }
 
 // Tap receives each packet answered and its reply (nil when none was
@@ -58,7 +59,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.UDPWorkers == 0 {
 		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
-	return &Server{cfg: cfg, logger: logger, stats: newStatsTable()}, nil
+	return &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL)}, nil
 }
 
 // Publish makes snap the snapshot every following query is answered from.
@@ -222,6 +223,14 @@ func (s *Server) handle(q *query, out, pkt []byte, tcp bool, client netip.AddrPo
 	q.zs, q.qtype, q.rcode, q.do, q.ecs.present = nil, 0, 0, false, false
 	src := client.Addr()
 	reply := s.safeRespond(q, out, pkt, tcp, src)
+	if s.rrl != nil && !tcp && reply != nil {
+		switch s.rrl.check(src) {
+		case rrlDrop:
+			reply = nil
+		case rrlSlip:
+			reply = s.slipReply(q, out)
+		}
+	}
 	s.record(q, reply, tcp, src, start)
 	if s.tap != nil {
 		s.tap(pkt, reply, client, q.local, tcp)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,30 @@ type dnsConfig struct {
 	// TCPMaxQueries (dns.tcp_max_queries) caps queries per TCP
 	// connection; 0 means unlimited.
 	TCPMaxQueries int `mapstructure:"tcp_max_queries"`
+	// RRL (dns.rrl) limits UDP replies per client network.
+	RRL rrlConfig `mapstructure:"rrl"`
+}
+
+// rrlConfig is the "dns.rrl" section: response rate limiting
+// (dnsserver.RRLConfig), against floods of spoofed queries that aim our
+// replies at a victim.
+type rrlConfig struct {
+	// ResponsesPerSecond (dns.rrl.responses_per_second) is the rate of UDP
+	// replies each client network gets, with bursts of a second's worth;
+	// 0 turns rate limiting off.
+	ResponsesPerSecond int `mapstructure:"responses_per_second"`
+	// Slip (dns.rrl.slip) sends every slip-th limited reply truncated, so
+	// that a real client retries over TCP; 0 drops them all.
+	Slip int `mapstructure:"slip"`
+	// IPv4Prefix and IPv6Prefix (dns.rrl.ipv4_prefix, dns.rrl.ipv6_prefix)
+	// group clients into the networks limited together.
+	IPv4Prefix int `mapstructure:"ipv4_prefix"`
+	IPv6Prefix int `mapstructure:"ipv6_prefix"`
+	// TableSize (dns.rrl.table_size) is how many networks are tracked at
+	// once.
+	TableSize int `mapstructure:"table_size"`
+	// Exempt (dns.rrl.exempt) lists networks (CIDR) never limited.
+	Exempt []string `mapstructure:"exempt"`
 }
 
 // zonesConfig is the "zones" section: where zone data comes from.
@@ -197,6 +222,13 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dns.tcp_idle_timeout", def.TCPIdleTimeout)
 	v.SetDefault("dns.tcp_max_connections", def.TCPMaxConns)
 	v.SetDefault("dns.tcp_max_queries", def.TCPMaxQueries)
+	rrl := dnsserver.DefaultRRL()
+	v.SetDefault("dns.rrl.responses_per_second", 0) // off unless configured: production configs turn it on
+	v.SetDefault("dns.rrl.slip", rrl.Slip)
+	v.SetDefault("dns.rrl.ipv4_prefix", rrl.IPv4Prefix)
+	v.SetDefault("dns.rrl.ipv6_prefix", rrl.IPv6Prefix)
+	v.SetDefault("dns.rrl.table_size", rrl.TableSize)
+	v.SetDefault("dns.rrl.exempt", []string{})
 	v.SetDefault("zones.files", []string{})
 	v.SetDefault("store.database", "")
 	v.SetDefault("store.cache_file", "")
@@ -311,12 +343,29 @@ func (c *config) validate() error {
 	if c.Geo.ReloadInterval <= 0 {
 		return fmt.Errorf("geo.reload_interval: must be positive, got %s", c.Geo.ReloadInterval)
 	}
+	if _, err := c.DNS.RRL.exempt(); err != nil {
+		return err
+	}
 	srv := c.server()
 	return srv.Validate()
 }
 
+// exempt parses dns.rrl.exempt.
+func (r rrlConfig) exempt() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range r.Exempt {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("dns.rrl.exempt: %q is not a network in CIDR notation", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // server returns the dnsserver configuration.
 func (c *config) server() dnsserver.Config {
+	exempt, _ := c.DNS.RRL.exempt() // checked by validate
 	return dnsserver.Config{
 		Listen:         c.DNS.Listen,
 		NSID:           c.DNS.NSID,
@@ -324,6 +373,14 @@ func (c *config) server() dnsserver.Config {
 		TCPIdleTimeout: c.DNS.TCPIdleTimeout,
 		TCPMaxConns:    c.DNS.TCPMaxConnections,
 		TCPMaxQueries:  c.DNS.TCPMaxQueries,
+		RRL: dnsserver.RRLConfig{
+			ResponsesPerSecond: c.DNS.RRL.ResponsesPerSecond,
+			Slip:               c.DNS.RRL.Slip,
+			IPv4Prefix:         c.DNS.RRL.IPv4Prefix,
+			IPv6Prefix:         c.DNS.RRL.IPv6Prefix,
+			TableSize:          c.DNS.RRL.TableSize,
+			Exempt:             exempt,
+		},
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -64,6 +65,10 @@ func TestLoadConfig(t *testing.T) {
 					TCPIdleTimeout: 30 * time.Second,
 					TCPMaxConns:    50,
 					TCPMaxQueries:  100,
+					RRL: dnsserver.RRLConfig{
+						ResponsesPerSecond: 15, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, TableSize: 1 << 16,
+						Exempt: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+					},
 				})
 				// Relative to the config file's directory.
 				eq(t, "files", c.Zones.Files, []string{filepath.Join("testdata", "zones", "a.zone"), "/abs/b.yaml"})
@@ -147,6 +152,8 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-listen.bad.yaml", "must be an IP address"},
 		{"bad-log-format.bad.yaml", `log.format: want text or json, got "xml"`},
 		{"bad-log-level.bad.yaml", `log.level`},
+		{"bad-rrl-exempt.bad.yaml", `dns.rrl.exempt: "192.0.2.1/40" is not a network`},
+		{"bad-rrl-slip.bad.yaml", `rrl slip`},
 		{"no-zones.bad.yaml", "no zone files"},
 		{"not-yaml.bad.yaml", "not-yaml.bad.yaml"},
 		{"does-not-exist.yaml", "does-not-exist.yaml"},
