@@ -60,7 +60,12 @@ func newOps(srv *dnsserver.Server, r *reloader, st store.Store, tap *dnstaplog.L
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Name: "store_synced",
 			Help: "1 while the snapshot served holds the latest data the store has: the store answers and the last reload succeeded.",
-		}, func() float64 { return float64(b2i(up() && r.reloadOK.Load())) }),
+		}, func() float64 {
+			if d, ok := st.(interface{ Diverged() bool }); ok && d.Diverged() {
+				return 0 // the database went back: what we serve is not what it holds
+			}
+			return float64(b2i(up() && r.reloadOK.Load()))
+		}),
 	)
 	if tap != nil {
 		for result, f := range map[string]func() uint64{"sent": tap.Sent, "dropped": tap.Dropped} {

@@ -235,8 +235,8 @@ func TestHealthWritesOnChange(t *testing.T) {
 			t.Errorf("step %d (%s up=%v): %s changed=%v, want %s changed=%v", i, s.checker, s.up, got, changed, s.want, s.changed)
 		}
 		nv := healthVersion(t, conn)
-		if s.changed && nv != v+1 {
-			t.Errorf("step %d: version %d after %d, want one more", i, nv, v)
+		if s.changed && nv <= v {
+			t.Errorf("step %d: version %d after %d, want a later one", i, nv, v)
 		}
 		if !s.changed && nv != v {
 			t.Errorf("step %d: version %d after %d without an effective change", i, nv, v)
@@ -311,7 +311,7 @@ func TestHealthCheckerExpiry(t *testing.T) {
 		v := healthVersion(t, conn)
 		heartbeat("long", "short")
 		check("short expired", zones.HealthUp, "all: 1 of 1 checkers say up: 200 OK", 1)
-		if healthVersion(t, conn) != v+1 {
+		if healthVersion(t, conn) <= v {
 			t.Errorf("the sweep's change did not bump the version")
 		}
 		// Swept already: nothing to recompute.
@@ -326,7 +326,7 @@ func TestHealthCheckerExpiry(t *testing.T) {
 			mustRegister(t, conn, "short", ttl)
 		}
 		check("short back by "+revive, zones.HealthDown, "all: 1 of 2 checkers say down: timeout", 2)
-		if healthVersion(t, conn) != v+1 {
+		if healthVersion(t, conn) <= v {
 			t.Errorf("the revival by %s did not bump the version", revive)
 		}
 	}

@@ -57,6 +57,7 @@ type Store struct {
 
 	applied  atomic.Uint64 // version last returned by Load, for Watch's polls
 	degraded atomic.Bool
+	diverged atomic.Bool // the database went back behind the data loaded
 	reason   atomic.Pointer[string]
 }
 
@@ -126,6 +127,23 @@ func (s *Store) setDegraded(err error) {
 	}
 }
 
+// errDiverged marks a database older than the data already loaded.
+var errDiverged = errors.New("postgres: the database is older than the data served (restored from a backup?); serving the last snapshot")
+
+// Diverged reports whether the database went back behind the data served
+// (restored from an older backup, say). The server then keeps serving
+// what it has until the database moves past it, and then loads it whole;
+// restarting the server without its cache file serves the database at
+// once.
+func (s *Store) Diverged() bool { return s.diverged.Load() }
+
+func (s *Store) setDiverged(version uint64) {
+	if !s.diverged.Swap(true) {
+		s.opts.Logger.Error("PostgreSQL's history diverged from the data served (restored from a backup?): serving the last snapshot until the database moves past it, then loading it whole; restart the server without its cache file to serve the database now",
+			"database_version", version, "served_version", s.applied.Load())
+	}
+}
+
 func (s *Store) setHealthy() {
 	if s.degraded.Swap(false) {
 		s.opts.Logger.Info("PostgreSQL reachable again")
@@ -155,7 +173,7 @@ func (s *Store) Load(ctx context.Context) (*store.Data, error) {
 		s.conn = nil
 	}
 	var se *schemaError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) || errors.Is(err, errDiverged) {
 		return nil, err // not an outage: a cache would hide a real problem
 	}
 	s.setDegraded(err)
@@ -208,6 +226,19 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 	}
 	version := uint64(v)
 	next := s.zones
+	if s.zones != nil && version > s.version && s.version > 0 && !s.diverged.Load() {
+		// The change that gave us our version must still be in the log;
+		// if not, the database was restored from a backup and has moved
+		// on since: changes after our version would belong to another
+		// history than the one we hold.
+		var ours bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM changes WHERE version = $1)", int64(s.version)).Scan(&ours); err != nil {
+			return nil, fmt.Errorf("postgres: read change log: %w", err)
+		}
+		if !ours {
+			s.setDiverged(version)
+		}
+	}
 	switch {
 	case s.zones == nil:
 		if next, err = ReadZones(ctx, tx, nil); err != nil {
@@ -216,7 +247,17 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 	case version < s.version:
 		// A database restored from an older backup, say: serving it would
 		// move versions backwards, which servers refuse anyway.
-		return nil, fmt.Errorf("postgres: database version %d is older than the %d already loaded; refusing to go back", version, s.version)
+		s.setDiverged(version)
+		return nil, fmt.Errorf("%w: database version %d, %d already loaded", errDiverged, version, s.version)
+	case s.diverged.Load():
+		// The database went back and has since moved past what we
+		// loaded: its change log no longer continues our history, so
+		// changes since our version would mix two histories. Read it
+		// whole.
+		if next, err = ReadZones(ctx, tx, nil); err != nil {
+			return nil, err
+		}
+		s.opts.Logger.Warn("PostgreSQL moved past the data served after going back; loaded it whole", "version", version)
 	case version > s.version:
 		rows, err := tx.Query(ctx, "SELECT DISTINCT zone_id FROM changes WHERE version > $1 AND version <= $2", int64(s.version), v)
 		if err != nil {
@@ -244,6 +285,7 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 		return nil, fmt.Errorf("postgres: commit: %w", err)
 	}
 	s.zones, s.version = next, version
+	s.diverged.Store(false)
 	d := &store.Data{Version: version}
 	for _, z := range next {
 		d.Zones = append(d.Zones, z)
@@ -302,9 +344,12 @@ func (s *Store) listen(ctx context.Context, changed, connected func()) error {
 			if err := conn.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&v); err != nil {
 				return fmt.Errorf("postgres: poll version: %w", err)
 			}
-			if uint64(v) != s.applied.Load() {
-				s.opts.Logger.Info("Change found by polling (notification lost?)", "version", v, "loaded", s.applied.Load())
+			switch applied := s.applied.Load(); {
+			case uint64(v) > applied:
+				s.opts.Logger.Info("Change found by polling (notification lost?)", "version", v, "loaded", applied)
 				changed()
+			case uint64(v) < applied:
+				s.setDiverged(uint64(v))
 			}
 		default:
 			return fmt.Errorf("postgres: wait for notification: %w", err)
