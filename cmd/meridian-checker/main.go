@@ -194,11 +194,19 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 			}
 		})
 	})
+	// SIGHUP reloads the targets, as it reloads zones in meridian serve,
+	// rather than killing the checker (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-hup:
+				logger.Info("Reloading targets", "reason", "SIGHUP")
+				load()
 			case <-reload:
 				load()
 			}

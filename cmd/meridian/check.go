@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -59,8 +58,11 @@ type checker struct {
 
 // report prints err, one problem per line.
 func (c *checker) report(err error) {
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintln(c.errs, line)
+	fmt.Fprintln(c.errs, err)
+	var zes zones.Errors
+	if errors.As(err, &zes) {
+		c.problems += len(zes) // one line each
+	} else {
 		c.problems++
 	}
 }
@@ -78,6 +80,9 @@ func (c *checker) config(fs *pflag.FlagSet) []string {
 		name = "configuration (flags and environment)"
 	}
 	fmt.Fprintf(c.out, "%s: valid\n", name)
+	for _, w := range cfg.warnings {
+		fmt.Fprintf(c.out, "warning: %s\n", w)
+	}
 	if cfg.Store.Database != "" {
 		fmt.Fprintln(c.out, "zones come from the database: check changes with meridianctl apply --dry-run")
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -40,6 +41,31 @@ type config struct {
 
 	// file is the config file read, "" when there is none.
 	file string
+	// warnings are problems that do not stop the server, for the log.
+	warnings []string
+}
+
+// otherEnv are MERIDIAN_ variables other programs read (meridianctl,
+// meridian-checker, the test suite), not configuration keys.
+var otherEnv = map[string]bool{"MERIDIAN_TEST_DATABASE_URL": true}
+
+// unknownEnv returns a warning for each MERIDIAN_ environment variable
+// that names no configuration key: a misspelt variable would otherwise be
+// ignored without a word.
+func unknownEnv(keys []string) []string {
+	known := map[string]bool{}
+	for _, k := range keys {
+		known[envPrefix+"_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+	}
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && !known[name] && !otherEnv[name] {
+			out = append(out, fmt.Sprintf("environment variable %s names no configuration key; ignored", name))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // dnsConfig is the "dns" section: the DNS listener (dnsserver.Config).
@@ -295,6 +321,14 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 		c.Dnstap.File != "" && !filepath.IsAbs(c.Dnstap.File) {
 		c.Dnstap.File = filepath.Join(filepath.Dir(file), c.Dnstap.File)
 	}
+	if file != "" && os.Getenv(envPrefix+"_DNSTAP_SOCKET") == "" &&
+		c.Dnstap.Socket != "" && !filepath.IsAbs(c.Dnstap.Socket) {
+		c.Dnstap.Socket = filepath.Join(filepath.Dir(file), c.Dnstap.Socket)
+	}
+	c.warnings = unknownEnv(v.AllKeys())
+	if c.Store.Database != "" && v.InConfig("health") {
+		c.warnings = append(c.warnings, "the health section is ignored with store.database: meridian-checker does the checks and serves the agent API")
+	}
 
 	if err := c.validate(); err != nil {
 		if file != "" {
@@ -320,6 +354,15 @@ func (c *config) validate() error {
 		return errors.New("zones.files: no zone files (set zones.files or --zone-file, or store.database)")
 	case c.Store.Database == "" && c.Store.CacheFile != "":
 		return errors.New("store.cache_file is set without store.database")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout}, {"store.poll_interval", c.Store.PollInterval}, {"geo.reload_interval", c.Geo.ReloadInterval}} {
+		// A bare number is read as nanoseconds: "5" would be 5ns.
+		if d.v > 0 && d.v < time.Millisecond {
+			return fmt.Errorf("%s: %s is less than a millisecond; write a unit, e.g. \"5s\"", d.key, d.v)
+		}
 	}
 	if c.Store.PollInterval <= 0 {
 		return fmt.Errorf("store.poll_interval: must be positive, got %s", c.Store.PollInterval)

@@ -154,6 +154,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-log-level.bad.yaml", `log.level`},
 		{"bad-rrl-exempt.bad.yaml", `dns.rrl.exempt: "192.0.2.1/40" is not a network`},
 		{"bad-rrl-slip.bad.yaml", `rrl slip`},
+		{"bare-duration.bad.yaml", `store.poll_interval: 5ns is less than a millisecond`},
 		{"no-zones.bad.yaml", "no zone files"},
 		{"not-yaml.bad.yaml", "not-yaml.bad.yaml"},
 		{"does-not-exist.yaml", "does-not-exist.yaml"},
@@ -191,5 +192,22 @@ func TestBadFlags(t *testing.T) {
 				t.Errorf("loadConfig = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigWarnings checks that a misspelt MERIDIAN_ variable, which
+// would otherwise be ignored without a word, is reported.
+func TestConfigWarnings(t *testing.T) {
+	t.Setenv("MERIDIAN_DNS_NSDI", "typo")
+	t.Setenv("MERIDIAN_DNS_NSID", "fine")
+	c, err := parseConfig(t, "--zone-file", "a.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.warnings) != 1 || !strings.Contains(c.warnings[0], "MERIDIAN_DNS_NSDI") {
+		t.Errorf("warnings %q, want one about MERIDIAN_DNS_NSDI", c.warnings)
+	}
+	if c.DNS.NSID != "fine" {
+		t.Errorf("nsid %q from the environment", c.DNS.NSID)
 	}
 }

@@ -49,6 +49,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	logger := newLogger(stderr, cfg.Log)
 	logger.Info("Starting Meridian", "version", versionString(), "config", cfg.file, "zone_files", cfg.Zones.Files, "database", cfg.Store.Database != "")
+	for _, w := range cfg.warnings {
+		logger.Warn("Configuration: " + w)
+	}
 
 	// Take the signals before anything else: SIGHUP's default action
 	// would otherwise kill a process that is still starting.
