@@ -15,6 +15,7 @@
 //	meridianctl token create --pool POOL | --operator [--label TEXT]
 //	meridianctl token list
 //	meridianctl token revoke ID
+//	meridianctl checkers [remove ID]
 //
 // Every command takes --database URL, by default $MERIDIAN_STORE_DATABASE,
 // and refuses a database whose schema it does not know ("meridian
@@ -47,6 +48,7 @@ var program = &cli.Program{
 		{Name: "disable", Summary: "stop answering an endpoint until enabled", Run: adminCmd("disable")},
 		{Name: "enable", Summary: "answer a drained or disabled endpoint again", Run: adminCmd("enable")},
 		{Name: "token", Summary: "create, list and revoke agent API tokens", Run: tokenCmd},
+		{Name: "checkers", Summary: "list the health checkers; remove a retired one", Run: checkersCmd},
 	},
 }
 

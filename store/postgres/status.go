@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -329,4 +330,36 @@ func overviewInt(v *int32) *int {
 	}
 	i := int(*v)
 	return &i
+}
+
+// ErrCheckerLive refuses to remove a checker whose verdicts may still
+// count.
+var ErrCheckerLive = errors.New("the checker is live or not yet found dead: stop it, and wait until a sweep finds it dead (3 heartbeats)")
+
+// RemoveChecker forgets a retired checker and its verdicts. Only a
+// checker a sweep has found dead may go: its verdicts stopped counting
+// then, so removing them changes no endpoint's health and no zone.
+func RemoveChecker(ctx context.Context, db DB, id string) error {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("postgres: remove checker %q: %w", id, err)
+	}
+	defer tx.Rollback(context.Background())
+	var dead bool
+	err = tx.QueryRow(ctx, "SELECT dead_since IS NOT NULL FROM checkers WHERE id = $1 FOR UPDATE", id).Scan(&dead)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("postgres: remove checker %q: %w", id, ErrUnknownChecker)
+	case err != nil:
+		return fmt.Errorf("postgres: remove checker %q: %w", id, err)
+	case !dead:
+		return fmt.Errorf("postgres: remove checker %q: %w", id, ErrCheckerLive)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM checkers WHERE id = $1", id); err != nil {
+		return fmt.Errorf("postgres: remove checker %q: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: remove checker %q: %w", id, err)
+	}
+	return nil
 }
