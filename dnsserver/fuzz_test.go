@@ -11,7 +11,11 @@ import (
 
 // FuzzRespond feeds arbitrary packets to the responder. It calls respond
 // directly, not through the recover in handle, so that any panic fails the
-// fuzzer; every reply must unpack, echo the id and fit its transport.
+// fuzzer. Every reply must unpack, echo the id and fit its transport; a
+// UDP reply is never larger than the client asked for (512 octets without
+// EDNS, RFC 1035 section 4.2.1; its OPT's size with it, RFC 6891 section
+// 6.2.5), so that no query buys more than its answer; recursion is never
+// offered (RA clear); and the question comes back as asked.
 func FuzzRespond(f *testing.F) {
 	seeds := []*dns.Msg{
 		newQuery("www.example.com.", dns.TypeA),
@@ -53,6 +57,29 @@ func FuzzRespond(f *testing.F) {
 		}
 		if m.Id != binary.BigEndian.Uint16(pkt) || !m.Response {
 			t.Fatalf("reply id %d QR %v to query id %d", m.Id, m.Response, binary.BigEndian.Uint16(pkt))
+		}
+		if m.RecursionAvailable {
+			t.Fatalf("reply %v offers recursion", &m)
+		}
+		var in dns.Msg
+		if in.Unpack(pkt) != nil {
+			if !tcp && len(reply) > minUDPSize {
+				t.Fatalf("UDP reply of %d octets to a malformed query", len(reply))
+			}
+			return
+		}
+		if !tcp {
+			limit := minUDPSize
+			if opt := in.IsEdns0(); opt != nil {
+				limit = max(minUDPSize, min(int(opt.UDPSize()), advertisedUDPSize))
+			}
+			if len(reply) > limit {
+				t.Fatalf("UDP reply of %d octets, the client allows %d", len(reply), limit)
+			}
+		}
+		if in.Opcode == dns.OpcodeQuery && len(in.Question) == 1 && m.Rcode != dns.RcodeFormatError &&
+			(len(m.Question) != 1 || m.Question[0] != in.Question[0]) {
+			t.Fatalf("question %v answered as %v", in.Question, m.Question)
 		}
 	})
 }
