@@ -26,6 +26,10 @@ type Config struct {
 	// TCPMaxConns caps concurrent TCP connections; further connections are
 	// closed at once.
 	TCPMaxConns int
+	// TCPMaxConnsPerClient caps concurrent TCP connections from one client
+	// address, so that one host cannot hold all TCPMaxConns; 0 means no
+	// cap beyond TCPMaxConns.
+	TCPMaxConnsPerClient int
 	// TCPMaxQueries caps queries per TCP connection; 0 means unlimited.
 	TCPMaxQueries int
 	// RRL limits UDP replies per client network; the zero value is off.
@@ -62,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TCPMaxConns <= 0 {
 		return errors.New("dnsserver: tcp max connections must be positive")
+	}
+	if c.TCPMaxConnsPerClient < 0 {
+		return errors.New("dnsserver: tcp max connections per client must not be negative")
 	}
 	if c.TCPMaxQueries < 0 {
 		return errors.New("dnsserver: tcp max queries must not be negative")

@@ -18,15 +18,16 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	descRequests  = desc("dns_requests_total", "DNS queries received, by zone, transport protocol, transport family and query type.", "zone", "proto", "family", "type")
-	descResponses = desc("dns_responses_total", "DNS replies sent, by zone and response code.", "zone", "rcode")
-	descDuration  = desc("dns_request_duration_seconds", "Time from a query's arrival to its reply being ready.", "zone", "type")
-	descDO        = desc("dns_do_requests_total", "DNS queries with the DNSSEC OK bit set.", "zone")
-	descTruncated = desc("dns_truncated_responses_total", "UDP replies sent truncated (TC), for the client to retry over TCP.", "zone")
-	descECS       = desc("dns_ecs_requests_total", "DNS queries carrying an EDNS Client Subnet option.", "zone")
-	descPanics    = desc("dns_panics_total", "Queries that hit a bug and were answered SERVFAIL.")
-	descTCPConns  = desc("dns_tcp_connections", "TCP connections open.")
-	descRRL       = desc("dns_rrl_limited_total", "UDP replies withheld by response rate limiting: dropped, or slipped (sent truncated for the client to retry over TCP).", "action")
+	descRequests   = desc("dns_requests_total", "DNS queries received, by zone, transport protocol, transport family and query type.", "zone", "proto", "family", "type")
+	descResponses  = desc("dns_responses_total", "DNS replies sent, by zone and response code.", "zone", "rcode")
+	descDuration   = desc("dns_request_duration_seconds", "Time from a query's arrival to its reply being ready.", "zone", "type")
+	descDO         = desc("dns_do_requests_total", "DNS queries with the DNSSEC OK bit set.", "zone")
+	descTruncated  = desc("dns_truncated_responses_total", "UDP replies sent truncated (TC), for the client to retry over TCP.", "zone")
+	descECS        = desc("dns_ecs_requests_total", "DNS queries carrying an EDNS Client Subnet option.", "zone")
+	descPanics     = desc("dns_panics_total", "Queries that hit a bug and were answered SERVFAIL.")
+	descTCPConns   = desc("dns_tcp_connections", "TCP connections open.")
+	descTCPRefused = desc("dns_tcp_refused_total", "TCP connections closed as soon as accepted: at tcp_max_connections (max_connections) or at tcp_max_connections_per_client for the client's address (per_client).", "reason")
+	descRRL        = desc("dns_rrl_limited_total", "UDP replies withheld by response rate limiting: dropped, or slipped (sent truncated for the client to retry over TCP).", "action")
 
 	descPoolAnswers  = desc("pool_answers_total", "Pool answers, by the pool that gave them and the datacenter of their first address (none: no address).", "zone", "pool", "datacenter")
 	descPoolFailOpen = desc("pool_fail_open_total", "Pool answers given regardless of health because no endpoint was eligible.", "zone", "pool")
@@ -49,7 +50,7 @@ type collector Server
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descRequests, descResponses, descDuration, descDO, descTruncated, descECS,
-		descPanics, descTCPConns, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
+		descPanics, descTCPConns, descTCPRefused, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
 		descPoolActive, descPoolHealthy, descSnapVersion, descSnapTime, descSnapZones, descGeoBuild,
 	} {
 		ch <- d
@@ -66,6 +67,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descPanics, s.panics.Load())
 	gauge(descTCPConns, float64(s.tcpOpen.Load()))
+	counter(descTCPRefused, s.tcpRefused[refusedMax].Load(), "max_connections")
+	counter(descTCPRefused, s.tcpRefused[refusedPerClient].Load(), "per_client")
 	if s.rrl != nil {
 		counter(descRRL, s.rrl.dropped.Load(), "drop")
 		counter(descRRL, s.rrl.slipped.Load(), "slip")

@@ -365,3 +365,127 @@ func TestNoSnapshotIsServfail(t *testing.T) {
 		t.Errorf("rcode %s, want SERVFAIL before the first snapshot", dns.RcodeToString[r.Rcode])
 	}
 }
+
+// TestTCPPerClientAndSlowClients checks the limits against one host
+// holding connections: a client address gets at most
+// TCPMaxConnsPerClient while another still gets in, and a client
+// dripping a query byte by byte is cut off at TCPIdleTimeout.
+func TestTCPPerClientAndSlowClients(t *testing.T) {
+	srv, addr := startServer(t, Config{TCPIdleTimeout: 300 * time.Millisecond, TCPMaxConns: 10, TCPMaxConnsPerClient: 2}, testSnapshot(t, 1))
+	dialFrom := func(src string) (*dns.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		return &dns.Conn{Conn: c}, nil
+	}
+	answered := func(c *dns.Conn) bool {
+		if c.WriteMsg(newQuery("www.example.com.", dns.TypeA)) != nil {
+			return false
+		}
+		r, err := c.ReadMsg()
+		return err == nil && len(r.Answer) == 1
+	}
+
+	t.Run("per client", func(t *testing.T) {
+		var conns []*dns.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := 0; i < 3; i++ {
+			c, err := dialFrom("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		// The first two are served; the third from the same address is
+		// closed unanswered; another address is still served.
+		if !answered(conns[0]) || !answered(conns[1]) {
+			t.Fatal("connections within the per-client limit not answered")
+		}
+		if answered(conns[2]) {
+			t.Error("third connection from 127.0.0.1 answered, want it closed")
+		}
+		other, err := dialFrom("127.0.0.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, other)
+		if !answered(other) {
+			t.Error("a connection from 127.0.0.2 refused while 127.0.0.1 is at its limit")
+		}
+		if n := srv.tcpRefused[refusedPerClient].Load(); n != 1 {
+			t.Errorf("per-client refusals counted %d, want 1", n)
+		}
+		// Closing one frees its slot.
+		conns[0].Close()
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			c, err := dialFrom("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			if answered(c) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("slot of a closed connection never freed")
+			}
+		}
+	})
+	t.Run("slow drip", func(t *testing.T) {
+		for deadline := time.Now().Add(3 * time.Second); srv.tcpOpen.Load() != 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		pkt, err := newQuery("www.example.com.", dns.TypeA).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame := append([]byte{byte(len(pkt) >> 8), byte(len(pkt))}, pkt...)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		// The frame, a byte every 50 ms, would take over 1.5 s; the
+		// server must close at its idle timeout instead, which the
+		// reader sees as EOF while the writer still drips.
+		type result struct {
+			n   int
+			err error
+			at  time.Duration
+		}
+		done := make(chan result, 1)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			n, err := c.Read(make([]byte, 512))
+			done <- result{n, err, time.Since(start)}
+		}()
+		var r result
+	drip:
+		for i := 0; i < len(frame); i++ {
+			select {
+			case r = <-done:
+				break drip
+			default:
+			}
+			c.Write(frame[i : i+1])
+			time.Sleep(50 * time.Millisecond)
+		}
+		if r.at == 0 {
+			r = <-done
+		}
+		if r.n != 0 || r.err == nil {
+			t.Fatalf("dripped query answered (%d octets, %v)", r.n, r.err)
+		}
+		if d := r.at; d > time.Second {
+			t.Errorf("connection held %v by a dripping client, want about the 300ms idle timeout", d)
+		}
+	})
+}

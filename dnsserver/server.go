@@ -31,11 +31,13 @@ type Server struct {
 	udp []*net.UDPConn // per address, UDPWorkers sockets sharing the port (SO_REUSEPORT)
 	tcp []*net.TCPListener
 
-	panics  atomic.Uint64
-	tcpOpen atomic.Int64
-	stats   *statsTable // under mu
-	tap     Tap         // set before Serve; nil: off
-	rrl     *limiter    // nil: off
+	panics     atomic.Uint64
+	tcpOpen    atomic.Int64
+	tcpRefused [2]atomic.Uint64 // by refusal: refusedMax, refusedPerClient
+	tcpClients tcpClients
+	stats      *statsTable // under mu
+	tap        Tap         // set before Serve; nil: off
+	rrl        *limiter    // nil: off
 }
 
 // Tap receives each packet answered and its reply (nil when none was

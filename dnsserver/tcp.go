@@ -12,9 +12,53 @@ import (
 	"time"
 )
 
+// Why a TCP connection was closed as soon as it was accepted.
+const (
+	refusedMax       = iota // TCPMaxConns reached
+	refusedPerClient        // TCPMaxConnsPerClient reached for its address
+)
+
+// tcpClients counts the open TCP connections of each client address, for
+// TCPMaxConnsPerClient. Accepting is off the UDP hot path and rare next to
+// queries, so a mutex is fine here.
+type tcpClients struct {
+	mu   sync.Mutex
+	open map[netip.Addr]int
+}
+
+// add counts a connection from a unless a already has max; max 0 admits
+// everyone without counting.
+func (c *tcpClients) add(a netip.Addr, max int) bool {
+	if max == 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[a] >= max {
+		return false
+	}
+	if c.open == nil {
+		c.open = make(map[netip.Addr]int)
+	}
+	c.open[a]++
+	return true
+}
+
+func (c *tcpClients) done(a netip.Addr, max int) {
+	if max == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[a]--; c.open[a] <= 0 {
+		delete(c.open, a)
+	}
+}
+
 // serveTCP accepts connections until the listener closes or ctx ends.
-// Connections beyond TCPMaxConns are closed at once (RFC 7766 section 6.2.2
-// lets servers limit them).
+// Connections beyond TCPMaxConns, or beyond TCPMaxConnsPerClient from one
+// address, are closed at once (RFC 7766 section 6.2.2 lets servers limit
+// them), and counted.
 func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -29,12 +73,22 @@ func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener) {
 		}
 		if s.tcpOpen.Add(1) > int64(s.cfg.TCPMaxConns) {
 			s.tcpOpen.Add(-1)
+			s.tcpRefused[refusedMax].Add(1)
+			c.Close()
+			continue
+		}
+		client := remoteAddr(c)
+		perClient := s.cfg.TCPMaxConnsPerClient
+		if !s.tcpClients.add(client.Addr(), perClient) {
+			s.tcpOpen.Add(-1)
+			s.tcpRefused[refusedPerClient].Add(1)
 			c.Close()
 			continue
 		}
 		wg.Go(func() {
 			defer s.tcpOpen.Add(-1)
-			s.serveConn(ctx, c)
+			defer s.tcpClients.done(client.Addr(), perClient)
+			s.serveConn(ctx, c, client)
 		})
 	}
 }
@@ -43,7 +97,7 @@ func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener) {
 // pipeline: send several queries without waiting (RFC 7766 section 6.2.1.1).
 // The connection closes after TCPIdleTimeout without a query, after
 // TCPMaxQueries queries, on a malformed frame, or at shutdown.
-func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
+func (s *Server) serveConn(ctx context.Context, c *net.TCPConn, src netip.AddrPort) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 	defer stop()
@@ -51,11 +105,6 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
 	r := bufio.NewReaderSize(c, 4096)
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
-	var src netip.AddrPort
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
 	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
 		q.local = la.AddrPort()
 	}
@@ -85,4 +134,13 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
 			return
 		}
 	}
+}
+
+// remoteAddr is the client's address and port, IPv4 unmapped.
+func remoteAddr(c *net.TCPConn) netip.AddrPort {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
 }

@@ -85,6 +85,10 @@ type dnsConfig struct {
 	// TCPMaxConnections (dns.tcp_max_connections) caps concurrent TCP
 	// connections.
 	TCPMaxConnections int `mapstructure:"tcp_max_connections"`
+	// TCPMaxConnectionsPerClient (dns.tcp_max_connections_per_client)
+	// caps concurrent TCP connections from one client address; 0 means
+	// only tcp_max_connections applies.
+	TCPMaxConnectionsPerClient int `mapstructure:"tcp_max_connections_per_client"`
 	// TCPMaxQueries (dns.tcp_max_queries) caps queries per TCP
 	// connection; 0 means unlimited.
 	TCPMaxQueries int `mapstructure:"tcp_max_queries"`
@@ -247,6 +251,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dns.udp_workers", def.UDPWorkers)
 	v.SetDefault("dns.tcp_idle_timeout", def.TCPIdleTimeout)
 	v.SetDefault("dns.tcp_max_connections", def.TCPMaxConns)
+	v.SetDefault("dns.tcp_max_connections_per_client", def.TCPMaxConnsPerClient)
 	v.SetDefault("dns.tcp_max_queries", def.TCPMaxQueries)
 	rrl := dnsserver.DefaultRRL()
 	v.SetDefault("dns.rrl.responses_per_second", 0) // off unless configured: production configs turn it on
@@ -410,12 +415,13 @@ func (r rrlConfig) exempt() ([]netip.Prefix, error) {
 func (c *config) server() dnsserver.Config {
 	exempt, _ := c.DNS.RRL.exempt() // checked by validate
 	return dnsserver.Config{
-		Listen:         c.DNS.Listen,
-		NSID:           c.DNS.NSID,
-		UDPWorkers:     c.DNS.UDPWorkers,
-		TCPIdleTimeout: c.DNS.TCPIdleTimeout,
-		TCPMaxConns:    c.DNS.TCPMaxConnections,
-		TCPMaxQueries:  c.DNS.TCPMaxQueries,
+		Listen:               c.DNS.Listen,
+		NSID:                 c.DNS.NSID,
+		UDPWorkers:           c.DNS.UDPWorkers,
+		TCPIdleTimeout:       c.DNS.TCPIdleTimeout,
+		TCPMaxConns:          c.DNS.TCPMaxConnections,
+		TCPMaxQueries:        c.DNS.TCPMaxQueries,
+		TCPMaxConnsPerClient: c.DNS.TCPMaxConnectionsPerClient,
 		RRL: dnsserver.RRLConfig{
 			ResponsesPerSecond: c.DNS.RRL.ResponsesPerSecond,
 			Slip:               c.DNS.RRL.Slip,
