@@ -138,10 +138,17 @@ func TestWatchReloadsReplacedFile(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
 	got := make(chan *geo.DB, 4)
+	failed := make(chan error, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		geo.Watch(ctx, path, 20*time.Millisecond, first, func(db *geo.DB) { got <- db }, logger)
+		geo.Watch(ctx, path, 20*time.Millisecond, first, func(db *geo.DB, err error) {
+			if err != nil {
+				failed <- err
+				return
+			}
+			got <- db
+		}, logger)
 		close(done)
 	}()
 	defer func() { cancel(); <-done }()
@@ -162,7 +169,12 @@ func TestWatchReloadsReplacedFile(t *testing.T) {
 	select {
 	case db := <-got:
 		t.Fatalf("corrupt file accepted (%d locations)", db.Len())
-	default:
+	case err := <-failed:
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("refusal reported as %v, want an error naming %s", err, path)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("refusal of the corrupt file not reported to the caller")
 	}
 
 	// A good file renamed into place, as geoipupdate does, is taken.

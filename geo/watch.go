@@ -58,9 +58,9 @@ func readFile(path string) ([]byte, fileID, error) {
 // opens it and passes the new database to onChange. Comparing with the
 // file actually read means a replacement between Open and Watch is not
 // missed. A file that does not open (truncated, corrupt, half written) is
-// logged and skipped: the database in use stays. Watch returns when ctx
-// is done.
-func Watch(ctx context.Context, path string, interval time.Duration, current *DB, onChange func(*DB), logger *slog.Logger) {
+// logged and passed to onChange as an error, with a nil database: the one
+// in use stays. Watch returns when ctx is done.
+func Watch(ctx context.Context, path string, interval time.Duration, current *DB, onChange func(*DB, error), logger *slog.Logger) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,9 +86,10 @@ func Watch(ctx context.Context, path string, interval time.Duration, current *DB
 		db, err := Open(path)
 		if err != nil {
 			logger.Error("GeoIP database not reloaded, keeping the one in use", "path", path, "err", err)
+			onChange(nil, err)
 			continue
 		}
 		logger.Info("GeoIP database reloaded", "path", path, "locations", db.Len())
-		onChange(db)
+		onChange(db, nil)
 	}
 }

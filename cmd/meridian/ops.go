@@ -30,6 +30,8 @@ type ops struct {
 	// ready is set once the first snapshot is served and the DNS sockets
 	// are open; stopping once shutdown begins.
 	ready, stopping atomic.Bool
+	// geoReloads counts GeoIP database reloads by result (index 1: ok).
+	geoReloads [2]atomic.Uint64
 }
 
 // newOps registers the server's metrics and those of the reloader, the
@@ -44,6 +46,11 @@ func newOps(srv *dnsserver.Server, r *reloader, st store.Store, tap *dnstaplog.L
 			Help:        "Loads and builds of the zone data, by result.",
 			ConstLabels: prometheus.Labels{"result": result},
 		}, func() float64 { return float64(r.reloads[b2i(ok)].Load()) }))
+		o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "geoip_reloads_total",
+			Help:        "Reloads of a changed GeoIP database file, by result; on error the database in use stays.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(o.geoReloads[b2i(ok)].Load()) }))
 	}
 	up := func() bool {
 		if d, ok := st.(interface{ Degraded() (bool, string) }); ok {

@@ -172,7 +172,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		agents,
 		actor{"geoip watcher", func(ctx context.Context) error {
 			if cfg.Geo.Database != "" {
-				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, geoDB, srv.SetGeo, logger)
+				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, geoDB, func(db *geo.DB, err error) {
+					o.geoReloads[b2i(err == nil)].Add(1)
+					if err == nil {
+						srv.SetGeo(db)
+					}
+				}, logger)
 			}
 			<-ctx.Done()
 			return nil
