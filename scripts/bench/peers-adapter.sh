@@ -9,6 +9,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${MERIDIAN_BIN:-$ROOT/bin/meridian}
 [ -x "$BIN" ] || { echo "peers-adapter: $BIN missing; run scripts/bench-peers.sh" >&2; exit 1; }
+# Meridian reads MERIDIAN_* variables as configuration and warns about this one.
+unset MERIDIAN_BIN
 
 zone="$BENCH_WORKDIR/meridian-svc.yaml"
 bash "$ROOT/scripts/bench/mkzone.sh" "$BENCH_ZONE_FILE" "$BENCH_GEO_JSON" > "$zone"
