@@ -182,14 +182,27 @@ func poolSnapshotZones(t testing.TB, pools ...zones.Pool) []*zones.Zone {
 
 // TestTap checks that the tap sees each query and reply with the
 // client's and the server's addresses, over UDP and TCP.
+// TestTap checks that the tap sees each query with the client's and the
+// server's address and port, over UDP and TCP, on IPv4, IPv6 and a
+// dual-stack socket (where an IPv4 client arrives IPv4-mapped).
 func TestTap(t *testing.T) {
+	for _, tc := range []struct{ listen, dial string }{
+		{"127.0.0.1:0", "127.0.0.1"},
+		{"[::1]:0", "::1"},
+		{"[::]:0", "127.0.0.1"},
+	} {
+		t.Run(tc.listen+"/"+tc.dial, func(t *testing.T) { testTap(t, tc.listen, tc.dial) })
+	}
+}
+
+func testTap(t *testing.T, listen, dial string) {
 	type seen struct {
 		query, reply   string
 		client, server netip.AddrPort
 		tcp            bool
 	}
 	ch := make(chan seen, 8)
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, TCPIdleTimeout: time.Second, TCPMaxConns: 10, UDPWorkers: 1}, nil)
+	s, err := New(Config{Listen: []string{listen}, TCPIdleTimeout: time.Second, TCPMaxConns: 10, UDPWorkers: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,9 +220,10 @@ func TestTap(t *testing.T) {
 	defer cancel()
 	go s.Serve(ctx)
 	server := s.Addrs()[0].(*net.UDPAddr).AddrPort()
+	target := netip.AddrPortFrom(netip.MustParseAddr(dial), server.Port())
 	for _, network := range []string{"udp", "tcp"} {
 		c := &dns.Client{Net: network, Timeout: 2 * time.Second}
-		conn, err := c.Dial(server.String())
+		conn, err := c.Dial(target.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +234,12 @@ func TestTap(t *testing.T) {
 		conn.Close()
 		select {
 		case got := <-ch:
+			// A TCP connection knows the address it reached; a UDP
+			// socket on a wildcard address reports the wildcard.
 			want := seen{"nothere.example.com.", "NXDOMAIN", local, server, network == "tcp"}
+			if network == "tcp" {
+				want.server = target
+			}
 			if got != want {
 				t.Errorf("%s: tap saw %+v, want %+v", network, got, want)
 			}

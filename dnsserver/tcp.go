@@ -106,7 +106,8 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn, src netip.AddrPo
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
 	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		q.local = la.AddrPort()
+		ap := la.AddrPort()
+		q.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	in := make([]byte, maxTCPSize)
 	out := make([]byte, 2, 2+maxTCPSize)

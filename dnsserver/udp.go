@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,43 +33,60 @@ func reusePort(network, address string, c syscall.RawConn) error {
 	return serr
 }
 
-// udpWorker owns the buffers of one UDP socket's loop; nothing in it is
-// shared, so the loop takes no locks and, in steady state, allocates only
-// what the batch read itself allocates.
-type udpWorker struct {
-	q    query
-	rms  []ipv4.Message
-	wms  []ipv4.Message
-	outs [][]byte
+// batchConn moves batches of datagrams on one UDP socket: recvmmsg and
+// sendmmsg where the platform has them (udp_linux.go).
+type batchConn interface {
+	// read fills the buffers of b from index 0 and returns how many
+	// datagrams it read, with their sizes and sources in b.
+	read(b *batch) (int, error)
+	// write sends b.replies[lo:hi], reply j to the source of datagram
+	// b.to[j], and returns how many the kernel took.
+	write(b *batch, lo, hi int) (int, error)
 }
 
-func newUDPWorker() *udpWorker {
-	w := &udpWorker{
-		rms:  make([]ipv4.Message, batchSize),
-		wms:  make([]ipv4.Message, batchSize),
-		outs: make([][]byte, batchSize),
+// batch holds the buffers of one UDP loop; nothing in it is shared, so
+// the loop takes no locks and allocates nothing in steady state.
+type batch struct {
+	in      [][]byte // datagrams read
+	size    []int    // their sizes
+	src     []netip.AddrPort
+	out     [][]byte // reply buffers, one per datagram read
+	replies [][]byte // replies to send
+	to      []int    // index of the datagram each reply answers
+}
+
+func newBatch() *batch {
+	b := &batch{
+		in:      make([][]byte, batchSize),
+		size:    make([]int, batchSize),
+		src:     make([]netip.AddrPort, batchSize),
+		out:     make([][]byte, batchSize),
+		replies: make([][]byte, batchSize),
+		to:      make([]int, batchSize),
 	}
-	for i := range w.rms {
-		w.rms[i].Buffers = [][]byte{make([]byte, maxQuerySize)}
-		w.wms[i].Buffers = [][]byte{nil}
-		w.outs[i] = make([]byte, 0, advertisedUDPSize)
+	for i := range b.in {
+		b.in[i] = make([]byte, maxQuerySize)
+		b.out[i] = make([]byte, 0, advertisedUDPSize)
 	}
-	return w
+	return b
 }
 
 // serveUDP is the UDP fast path: read a batch, answer each datagram into
 // its own buffer, write the batch back. It returns when the socket closes.
 func (s *Server) serveUDP(c *net.UDPConn) {
-	// ipv4.PacketConn's batch calls use recvmmsg/sendmmsg for either
-	// address family: the messages carry raw socket addresses.
-	pc := ipv4.NewPacketConn(c)
-	w := newUDPWorker()
-	w.q.rng = uint64(time.Now().UnixNano())
+	bc, err := newBatchConn(c)
+	if err != nil {
+		s.logger.Error("UDP socket unusable", "err", err)
+		return
+	}
+	b := newBatch()
+	var q query
+	q.rng = uint64(time.Now().UnixNano())
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		w.q.local = la.AddrPort()
+		q.local = la.AddrPort()
 	}
 	for {
-		n, err := pc.ReadBatch(w.rms, 0)
+		n, err := bc.read(b)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -80,28 +96,20 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		start := nanotime()
 		k := 0
 		for i := 0; i < n; i++ {
-			m := &w.rms[i]
-			var src netip.AddrPort
-			if ua, ok := m.Addr.(*net.UDPAddr); ok {
-				ap := ua.AddrPort()
-				src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			}
-			reply := s.handle(&w.q, w.outs[i][:0], m.Buffers[0][:m.N], false, src, start)
+			reply := s.handle(&q, b.out[i][:0], b.in[i][:b.size[i]], false, b.src[i], start)
 			if reply == nil {
 				continue
 			}
-			w.wms[k].Buffers[0] = reply
-			w.wms[k].Addr = m.Addr
+			b.replies[k], b.to[k] = reply, i
 			k++
 		}
 		for sent := 0; sent < k; {
-			m, err := pc.WriteBatch(w.wms[sent:k], 0)
+			m, err := bc.write(b, sent, k)
 			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
-				sent++ // drop the datagram the kernel refused and go on
-				continue
+				m = 1 // drop the datagram the kernel refused and go on
 			}
 			sent += m
 		}

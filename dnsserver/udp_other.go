@@ -1,0 +1,50 @@
+//go:build !linux
+
+package dnsserver
+
+import (
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+)
+
+// xnetConn moves batches with golang.org/x/net, which uses
+// recvmmsg/sendmmsg where it can and one datagram per call elsewhere.
+type xnetConn struct {
+	pc  *ipv4.PacketConn
+	rms []ipv4.Message
+	wms []ipv4.Message
+}
+
+func newBatchConn(c *net.UDPConn) (batchConn, error) {
+	x := &xnetConn{pc: ipv4.NewPacketConn(c), rms: make([]ipv4.Message, batchSize), wms: make([]ipv4.Message, batchSize)}
+	for i := range x.wms {
+		x.wms[i].Buffers = [][]byte{nil}
+	}
+	return x, nil
+}
+
+func (x *xnetConn) read(b *batch) (int, error) {
+	for i := range x.rms {
+		x.rms[i].Buffers = b.in[i : i+1]
+	}
+	n, err := x.pc.ReadBatch(x.rms, 0)
+	for i := 0; i < n; i++ {
+		b.size[i] = x.rms[i].N
+		b.src[i] = netip.AddrPort{}
+		if ua, ok := x.rms[i].Addr.(*net.UDPAddr); ok {
+			ap := ua.AddrPort()
+			b.src[i] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return n, err
+}
+
+func (x *xnetConn) write(b *batch, lo, hi int) (int, error) {
+	for j := lo; j < hi; j++ {
+		x.wms[j-lo].Buffers[0] = b.replies[j]
+		x.wms[j-lo].Addr = x.rms[b.to[j]].Addr
+	}
+	return x.pc.WriteBatch(x.wms[:hi-lo], 0)
+}
