@@ -248,13 +248,17 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 
 // httpHandler serves, on --listen, the metrics at /metrics, the status
 // page under /status (and / sends browsers there), and the health-agent
-// API for everything else.
+// API for everything else. Its server is agentapi.NewServer, with that
+// server's timeouts and header limit; the API and the page limit bodies
+// (64 KiB, 8 KiB) and keep store errors and panics out of their answers.
 func httpHandler(db *pgxpool.Pool, id string, reg *prometheus.Registry, m *checkerMetrics, logger *slog.Logger) http.Handler {
 	api := agentapi.New(agentapi.PG{DB: db}, logger)
 	api.OnReport(func(accepted bool) { m.reported("api", accepted) })
 	page := statuspage.New(statuspage.PG{PG: agentapi.PG{DB: db}}, id, logger)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", imetrics.Handler(reg))
+	// The API and the page recover their own panics, in their own
+	// formats; the metrics get Recover's plain "internal error".
+	mux.Handle("GET /metrics", agentapi.Recover(imetrics.Handler(reg), logger, nil))
 	mux.Handle("/status", page)
 	mux.Handle("/status/", page)
 	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusSeeOther))

@@ -57,14 +57,14 @@ func newMemAgents(tokens []agentToken, h *store.Health, logger *slog.Logger) (*m
 }
 
 // CheckToken compares the token's hash with every configured one in
-// constant time, so that timing says nothing of which came close.
+// constant time, all of them whichever matches and without a branch on
+// the comparisons, so that timing says nothing of which came close, or of
+// which matched.
 func (m *memAgents) CheckToken(_ context.Context, token string) (postgres.TokenInfo, error) {
 	sum := sha256.Sum256([]byte(token))
 	found := -1
 	for i, h := range m.hashes {
-		if subtle.ConstantTimeCompare(sum[:], h) == 1 {
-			found = i
-		}
+		found = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(sum[:], h), i, found)
 	}
 	if found < 0 {
 		return postgres.TokenInfo{}, postgres.ErrBadToken

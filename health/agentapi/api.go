@@ -13,8 +13,11 @@
 //
 // Errors are JSON, {"error": "..."}: 400 for a bad request, 401 for a
 // missing or invalid token (which of them is not said), 403 for a token
-// that may not do it, 404 for an unknown pool or endpoint, 413 for a body
-// over 64 KiB. A request that fails changes nothing.
+// that may not do it, 404 for an unknown pool or endpoint, 408 for a body
+// sent too slowly, 413 for a body over 64 KiB, and 500 "internal error"
+// for a store failure or a panic, whose details go to the log only. A
+// request that fails changes nothing. Serve it with NewServer, whose
+// timeouts and header limit are meant for the open network.
 package agentapi
 
 import (
@@ -24,8 +27,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 
@@ -53,6 +58,7 @@ type Handler struct {
 	store    Store
 	logger   *slog.Logger
 	mux      *http.ServeMux
+	serve    http.Handler // route, under Recover
 	onReport func(accepted bool)
 }
 
@@ -63,6 +69,9 @@ func New(store Store, logger *slog.Logger) *Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{store: store, logger: logger, mux: http.NewServeMux()}
+	h.serve = Recover(http.HandlerFunc(h.route), logger, func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusInternalServerError, "internal error")
+	})
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -96,8 +105,17 @@ func MayAdmin(t postgres.TokenInfo, pool string) error {
 	return nil
 }
 
-// ServeHTTP serves r; requests no route takes get JSON errors too.
+// ServeHTTP serves r; requests no route takes get JSON errors too. Every
+// body is limited to MaxBody, and a panic answers 500 "internal error",
+// its details only in the log.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The limit gets the server's own writer, so that the server closes
+	// the connection of a request that was too large.
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+	h.serve.ServeHTTP(w, r)
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		w = &jsonErrorWriter{ResponseWriter: w}
 	}
@@ -153,7 +171,15 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, postgres.ErrUnknownEndpoint):
 		writeError(w, http.StatusNotFound, "pool %s has no endpoint %s", zones.CanonicalName(r.PathValue("pool")), r.PathValue("address"))
 	case errors.Is(err, postgres.ErrBadReport):
-		writeError(w, http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), "postgres: agent report: "))
+		// What is wrong with the report, from ErrBadReport on: whatever
+		// wrapped it (the store's name for its operation) stays out.
+		msg := err.Error()
+		if i := strings.Index(msg, postgres.ErrBadReport.Error()); i >= 0 {
+			msg = msg[i:]
+		} else {
+			msg = postgres.ErrBadReport.Error()
+		}
+		writeError(w, http.StatusBadRequest, "%s", msg)
 	default:
 		h.logger.Error("Agent API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
@@ -204,22 +230,33 @@ func (h *Handler) target(w http.ResponseWriter, r *http.Request, operatorOnly bo
 	return t, pool, addr.Unmap(), true
 }
 
-// decode reads the JSON body into v, strictly, or answers 400 or 413.
+// decode reads the JSON body (limited by ServeHTTP) into v, strictly, or
+// answers 400, 408 or 413. Its messages name JSON's types and the
+// request's fields, never Go's.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
+	var tooBig *http.MaxBytesError
+	var netErr net.Error
 	err := dec.Decode(v)
 	if err == nil {
-		if dec.Decode(&struct{}{}) != io.EOF {
+		// Only the end of the body may follow; reading to it may still
+		// find the body too large or too slow.
+		switch more := dec.Decode(&struct{}{}); {
+		case more == io.EOF:
+		case errors.As(more, &tooBig) || errors.As(more, &netErr):
+			err = more
+		default:
 			err = errors.New("more than one JSON value")
 		}
 	}
-	var tooBig *http.MaxBytesError
 	switch {
 	case err == nil:
 		return true
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxBody)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(w, http.StatusRequestTimeout, "request body too slow")
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, "bad JSON: empty body")
 	default:
@@ -229,8 +266,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		switch {
 		case errors.As(err, &syntax):
 			msg = fmt.Sprintf("bad JSON at byte %d", syntax.Offset)
+		case errors.As(err, &typ) && typ.Field == "":
+			msg = "bad JSON: want an object"
 		case errors.As(err, &typ):
-			msg = fmt.Sprintf("bad JSON: field %q: want %s", typ.Field, typ.Type)
+			msg = fmt.Sprintf("bad JSON: field %q: want %s", typ.Field, jsonType(typ.Type))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			msg = "bad JSON: " + strings.TrimPrefix(err.Error(), "json: ")
 		case err.Error() == "more than one JSON value":
@@ -239,6 +278,28 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, "%s", msg)
 	}
 	return false
+}
+
+// jsonType names what JSON value a field of Go type t takes.
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
 }
 
 // ReportRequest is the body of POST .../report.

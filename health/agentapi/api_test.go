@@ -274,10 +274,3 @@ func TestAPIReportAndAdmin(t *testing.T) {
 		t.Errorf("endpoint %+v", e)
 	}
 }
-
-func TestNewServer(t *testing.T) {
-	s := agentapi.NewServer("127.0.0.1:0", http.NotFoundHandler())
-	if s.ReadHeaderTimeout != 5*time.Second || s.ReadTimeout != 10*time.Second || s.WriteTimeout != 10*time.Second || s.IdleTimeout != 60*time.Second || s.Addr != "127.0.0.1:0" {
-		t.Errorf("server %+v", s)
-	}
-}

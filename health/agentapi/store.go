@@ -19,6 +19,11 @@ type PG struct {
 	}
 }
 
+// CheckToken looks the token up by its SHA-256 hash (postgres.CheckToken).
+// No secret is compared in Go, and that is acceptable without a
+// constant-time comparison: the database's index lookup compares hashes,
+// so its timing could tell at most how much of a guess's hash matched a
+// stored one, which does not help find a token with that hash.
 func (s PG) CheckToken(ctx context.Context, token string) (postgres.TokenInfo, error) {
 	return postgres.CheckToken(ctx, s.DB, token)
 }
@@ -39,9 +44,11 @@ func (s PG) ListEndpoints(ctx context.Context, pool string) ([]postgres.Endpoint
 	return postgres.ListEndpoints(ctx, s.DB, pool)
 }
 
-// NewServer returns a server of handler on addr with timeouts fit for
-// the open network: 5 s to read the headers, 10 s the request, 10 s to
-// write the response, 60 s idle.
+// NewServer returns a server of handler on addr with limits fit for the
+// open network: 5 s to read the headers (a client that sends them slowly
+// is cut off then), 10 s the whole request, 10 s to write the response,
+// 60 s idle between requests, and 16 KiB of headers (431 beyond). The
+// handlers limit bodies themselves (Handler: MaxBody).
 func NewServer(addr string, handler http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,

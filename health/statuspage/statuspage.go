@@ -16,10 +16,15 @@
 // The token is kept in an HttpOnly, SameSite=Strict cookie (Secure when
 // the request came over TLS) for /status only, and checked against the
 // store again on every action, so a revoked token stops working at once.
-// Forms are refused unless the browser says they come from this page's
-// origin (Sec-Fetch-Site, Origin or Referer against Host), which with the
-// SameSite cookie keeps other sites from posting them. Refused requests
-// change nothing.
+// It is never compared in Go: the store looks it up by its SHA-256 hash
+// (agentapi.PG.CheckToken says why that needs no constant-time
+// comparison). Forms are refused unless the browser says they come from
+// this page's origin (Sec-Fetch-Site, Origin or Referer against Host),
+// which with the SameSite cookie keeps other sites from posting them;
+// there is no CSRF token, so no other secret to compare. The origin is
+// checked before the body is read, the body (8 KiB at most, else 413)
+// before the token. Refused requests change nothing, and errors show no
+// internal details: those, and panics (500), go to the log.
 package statuspage
 
 import (
@@ -106,6 +111,7 @@ type Handler struct {
 	checker string
 	logger  *slog.Logger
 	mux     *http.ServeMux
+	serve   http.Handler // route, under agentapi.Recover
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -117,6 +123,10 @@ func New(src Source, checker string, logger *slog.Logger) *Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{src: src, checker: checker, logger: logger, mux: http.NewServeMux()}
+	h.serve = agentapi.Recover(http.HandlerFunc(h.route), logger, func(w http.ResponseWriter, _ *http.Request) {
+		securityHeaders(w)
+		h.fail(w, http.StatusInternalServerError, "internal error: the checker's log says more")
+	})
 	h.mux.HandleFunc("GET /status", h.page)
 	h.mux.HandleFunc("POST /status/login", h.login)
 	h.mux.HandleFunc("POST /status/logout", h.logout)
@@ -124,8 +134,18 @@ func New(src Source, checker string, logger *slog.Logger) *Handler {
 	return h
 }
 
-// ServeHTTP serves r with the page's security headers.
+// ServeHTTP serves r with the page's security headers. Every body is
+// limited to maxForm, and a panic answers 500 "internal error", its
+// details only in the log.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The limit gets the server's own writer, so that the server closes
+	// the connection of a request that was too large.
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	h.serve.ServeHTTP(w, r)
+}
+
+// securityHeaders sets the headers every answer carries.
+func securityHeaders(w http.ResponseWriter) {
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", csp)
 	hd.Set("X-Frame-Options", "DENY")
@@ -134,6 +154,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// need; no other site learns our URLs.
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w)
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		code := http.StatusNotFound
 		switch r.URL.Path {
@@ -192,7 +216,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	ov, err := h.src.Overview(r.Context())
 	if err != nil {
 		h.logger.Error("Status page: reading the store failed", "err", err)
-		h.fail(w, http.StatusServiceUnavailable, "the store does not answer; this checker's log says more")
+		h.fail(w, http.StatusServiceUnavailable, "internal error: the store does not answer; this checker's log says more")
 		return
 	}
 	tok, err := h.token(w, r)
@@ -268,7 +292,7 @@ func (h *Handler) form(w http.ResponseWriter, r *http.Request) bool {
 		h.fail(w, http.StatusForbidden, "cross-origin request refused: use the form on the status page")
 		return false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	// ServeHTTP limited the body to maxForm.
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
