@@ -109,10 +109,14 @@ func ParseStatus(s string) (Status, error) {
 	return st, nil
 }
 
-// number reads a decimal integer from 0 to max.
+// number reads a decimal integer from 0 to max: digits only, so that
+// neither a sign ("+5", "-0") nor anything else strconv takes passes.
 func number(s string, max int) (int, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, errors.New("bad number")
+	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > max || strings.HasPrefix(s, "+") {
+	if err != nil || n > max {
 		return 0, errors.New("bad number")
 	}
 	return n, nil
