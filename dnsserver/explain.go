@@ -135,6 +135,10 @@ func leftOutReason(p *zones.Pool, ep *zones.Endpoint, fam int) string {
 		return "health down"
 	case ep.Health == zones.HealthUnknown && !p.UnknownIsUp:
 		return "health unknown, counted as down"
+	case ep.Weight > 0 && ep.EffectiveWeight(p.ShedLoad) == 0:
+		// zones.Compile keeps such an endpoint out of the weighted
+		// choice; only fail-open answers it.
+		return "weight 0: its agent's load or weight percentage leaves it no new clients"
 	}
 	return fmt.Sprintf("eligible, but the answer is cut at max_answers %d", p.MaxAnswers)
 }

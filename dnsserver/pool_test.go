@@ -504,6 +504,12 @@ func TestExplain(t *testing.T) {
 	p := testPool("www.svc.example.")
 	p.Endpoints[12].Admin = zones.AdminDrain
 	p.Endpoints[13].Health = zones.HealthDown
+	p.ShedLoad = 0.8
+	for i := range p.Endpoints {
+		if p.Endpoints[i].Addr.String() == "192.0.2.62" {
+			p.Endpoints[i].Agent = &zones.AgentState{Load: 1, HasLoad: true}
+		}
+	}
 	s, _ := startServer(t, Config{}, poolSnapshot(t, p))
 	s.SetGeo(worldDB(t))
 	e, err := s.Explain("WWW.svc.example", dns.TypeA, netip.MustParsePrefix("193.99.144.0/24"))
@@ -528,6 +534,7 @@ func TestExplain(t *testing.T) {
 		"192.0.2.42":     "health down",
 		"2001:db8:40::1": "other address family",
 		"192.0.2.61":     "eligible, but the answer is cut at max_answers 4",
+		"192.0.2.62":     "weight 0: its agent's load or weight percentage leaves it no new clients",
 	} {
 		if reasons[addr] != want {
 			t.Errorf("%s left out for %q, want %q", addr, reasons[addr], want)
