@@ -92,6 +92,11 @@ type dnsConfig struct {
 	// TCPMaxQueries (dns.tcp_max_queries) caps queries per TCP
 	// connection; 0 means unlimited.
 	TCPMaxQueries int `mapstructure:"tcp_max_queries"`
+	// Lameduck (dns.lameduck) keeps answering this long after SIGTERM or
+	// SIGINT while /readyz already says "shutting down", so that load
+	// balancers and orchestrators stop sending queries before the sockets
+	// close; 0 closes at once. A second signal ends it early.
+	Lameduck time.Duration `mapstructure:"lameduck"`
 	// RRL (dns.rrl) limits UDP replies per client network.
 	RRL rrlConfig `mapstructure:"rrl"`
 }
@@ -253,6 +258,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dns.tcp_max_connections", def.TCPMaxConns)
 	v.SetDefault("dns.tcp_max_connections_per_client", def.TCPMaxConnsPerClient)
 	v.SetDefault("dns.tcp_max_queries", def.TCPMaxQueries)
+	v.SetDefault("dns.lameduck", time.Duration(0))
 	rrl := dnsserver.DefaultRRL()
 	v.SetDefault("dns.rrl.responses_per_second", 0) // off unless configured: production configs turn it on
 	v.SetDefault("dns.rrl.slip", rrl.Slip)
@@ -363,11 +369,14 @@ func (c *config) validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout}, {"store.poll_interval", c.Store.PollInterval}, {"geo.reload_interval", c.Geo.ReloadInterval}} {
+	}{{"dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout}, {"dns.lameduck", c.DNS.Lameduck}, {"store.poll_interval", c.Store.PollInterval}, {"geo.reload_interval", c.Geo.ReloadInterval}} {
 		// A bare number is read as nanoseconds: "5" would be 5ns.
 		if d.v > 0 && d.v < time.Millisecond {
 			return fmt.Errorf("%s: %s is less than a millisecond; write a unit, e.g. \"5s\"", d.key, d.v)
 		}
+	}
+	if c.DNS.Lameduck < 0 {
+		return fmt.Errorf("dns.lameduck: must not be negative, got %s", c.DNS.Lameduck)
 	}
 	if c.Store.PollInterval <= 0 {
 		return fmt.Errorf("store.poll_interval: must be positive, got %s", c.Store.PollInterval)

@@ -94,7 +94,8 @@ func TestE2EOps(t *testing.T) {
 	dir := copyExamples(t)
 	sock, notes := notifySocket(t)
 	tapFile := filepath.Join(dir, "queries.dnstap")
-	m := startMeridian(t, dir, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=600000", "MERIDIAN_DNSTAP_FILE=" + tapFile},
+	m := startMeridian(t, dir, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=600000", "MERIDIAN_DNSTAP_FILE=" + tapFile,
+		"MERIDIAN_DNS_LAMEDUCK=60s"},
 		"--listen", "127.0.0.1:0",
 		"--http-listen", "127.0.0.1:0",
 		"--zone-file", filepath.Join(dir, "example.com.zone"),
@@ -170,8 +171,17 @@ func TestE2EOps(t *testing.T) {
 		t.Errorf("/readyz %d after a failed reload: the old snapshot still serves", code)
 	}
 
+	// Lame duck: after SIGTERM, /readyz turns away new traffic while
+	// queries are still answered; a second SIGTERM (m.stop) ends it long
+	// before its 60 s.
 	m.signal(t, syscall.SIGTERM)
 	waitNotify(t, notes, "STOPPING=1")
+	if code, body := httpGet(t, base+"/readyz"); code != 503 || !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz in lame duck: %d %q", code, body)
+	}
+	if r := m.mustDig(t, "nothere.example.com", "A"); r.Status != "NXDOMAIN" {
+		t.Errorf("lame duck answer: %s", r.Status)
+	}
 	m.stop(t)
 
 	// dnstap: a query and a reply per dig, the names as asked.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -194,11 +195,37 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 					}
 					logger.Info("Shutting down", "signal", s.String())
 					o.markStopping()
+					lameduck(ctx, cfg.DNS.Lameduck, sigs, logger)
 					return nil
 				}
 			}
 		}},
 	)
+}
+
+// lameduck keeps the server answering for d after shutdown began, while
+// /readyz reports it, so that whatever routes queries here stops first;
+// another terminating signal or ctx ends it early.
+func lameduck(ctx context.Context, d time.Duration, sigs <-chan os.Signal, logger *slog.Logger) {
+	if d <= 0 {
+		return
+	}
+	logger.Info("Lame duck: still answering until the sockets close", "for", d.String())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				logger.Info("Lame duck ended early", "signal", s.String())
+				return
+			}
+		}
+	}
 }
 
 // agentAPI listens for the health-agent API of a server without a
