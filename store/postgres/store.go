@@ -158,7 +158,19 @@ func (s *Store) setHealthy() {
 func (s *Store) Load(ctx context.Context) (*store.Data, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	reused := s.conn != nil
 	d, err := s.load(ctx)
+	// The connection kept since the last load may have died since (the
+	// database restarted while nothing was loaded): only its first use
+	// finds out. Without a second try on a new connection, the load the
+	// watcher asks for once the database is back failed, and nothing
+	// asked again until the next change: the server stayed "unreachable"
+	// (meridian_store_up 0) with the database up, and a change made
+	// during the outage waited for a poll (TestE2EFaultPostgresOutage).
+	if err != nil && reused && ctx.Err() == nil && s.conn != nil && s.conn.IsClosed() {
+		s.conn = nil
+		d, err = s.load(ctx)
+	}
 	if err == nil {
 		s.setHealthy()
 		s.applied.Store(d.Version)
