@@ -190,6 +190,9 @@ func TestTap(t *testing.T) {
 		{"127.0.0.1:0", "127.0.0.1"},
 		{"[::1]:0", "::1"},
 		{"[::]:0", "127.0.0.1"},
+		{"[::]:0", "127.0.0.2"},
+		{"[::]:0", "::1"},
+		{"0.0.0.0:0", "127.0.0.3"},
 	} {
 		t.Run(tc.listen+"/"+tc.dial, func(t *testing.T) { testTap(t, tc.listen, tc.dial) })
 	}
@@ -234,12 +237,9 @@ func testTap(t *testing.T, listen, dial string) {
 		conn.Close()
 		select {
 		case got := <-ch:
-			// A TCP connection knows the address it reached; a UDP
-			// socket on a wildcard address reports the wildcard.
-			want := seen{"nothere.example.com.", "NXDOMAIN", local, server, network == "tcp"}
-			if network == "tcp" {
-				want.server = target
-			}
+			// The server address is the one the client reached, on a
+			// wildcard socket too (IP_PKTINFO over UDP).
+			want := seen{"nothere.example.com.", "NXDOMAIN", local, target, network == "tcp"}
 			if got != want {
 				t.Errorf("%s: tap saw %+v, want %+v", network, got, want)
 			}

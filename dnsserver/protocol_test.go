@@ -1,9 +1,11 @@
 package dnsserver
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -488,4 +490,38 @@ func TestTCPPerClientAndSlowClients(t *testing.T) {
 			t.Errorf("connection held %v by a dripping client, want about the 300ms idle timeout", d)
 		}
 	})
+}
+
+// TestUDPWildcardReplySource checks that a server on a wildcard address
+// answers from the address each query was sent to: a client (here a
+// connected UDP socket, as resolvers use) drops a reply from any other.
+func TestUDPWildcardReplySource(t *testing.T) {
+	for _, tc := range []struct{ listen, dial string }{
+		{"0.0.0.0:0", "127.0.0.1"},
+		{"0.0.0.0:0", "127.0.0.2"},
+		{"[::]:0", "127.0.0.3"},
+		{"[::]:0", "::1"},
+	} {
+		t.Run(tc.listen+"/"+tc.dial, func(t *testing.T) {
+			s, err := New(Config{Listen: []string{tc.listen}, TCPIdleTimeout: time.Second, TCPMaxConns: 10, UDPWorkers: 1}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Publish(testSnapshot(t, 1))
+			if err := s.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go s.Serve(ctx)
+			port := s.Addrs()[0].(*net.UDPAddr).Port
+			addr := net.JoinHostPort(tc.dial, strconv.Itoa(port))
+			for i := 0; i < 3; i++ {
+				r := exchange(t, "udp", addr, newQuery("www.example.com.", dns.TypeA))
+				if len(r.Answer) != 1 {
+					t.Fatalf("answer %v", r.Answer)
+				}
+			}
+		})
+	}
 }

@@ -50,9 +50,10 @@ type batch struct {
 	in      [][]byte // datagrams read
 	size    []int    // their sizes
 	src     []netip.AddrPort
-	out     [][]byte // reply buffers, one per datagram read
-	replies [][]byte // replies to send
-	to      []int    // index of the datagram each reply answers
+	dst     []netip.Addr // the address each was sent to, when the socket is on a wildcard address
+	out     [][]byte     // reply buffers, one per datagram read
+	replies [][]byte     // replies to send
+	to      []int        // index of the datagram each reply answers
 }
 
 func newBatch() *batch {
@@ -60,6 +61,7 @@ func newBatch() *batch {
 		in:      make([][]byte, batchSize),
 		size:    make([]int, batchSize),
 		src:     make([]netip.AddrPort, batchSize),
+		dst:     make([]netip.Addr, batchSize),
 		out:     make([][]byte, batchSize),
 		replies: make([][]byte, batchSize),
 		to:      make([]int, batchSize),
@@ -82,9 +84,11 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	b := newBatch()
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
+	var local netip.AddrPort
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		q.local = la.AddrPort()
+		local = la.AddrPort()
 	}
+	q.local = local
 	for {
 		n, err := bc.read(b)
 		if err != nil {
@@ -96,6 +100,9 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		start := nanotime()
 		k := 0
 		for i := 0; i < n; i++ {
+			if b.dst[i].IsValid() {
+				q.local = netip.AddrPortFrom(b.dst[i], local.Port())
+			}
 			reply := s.handle(&q, b.out[i][:0], b.in[i][:b.size[i]], false, b.src[i], start)
 			if reply == nil {
 				continue

@@ -26,28 +26,77 @@ type mmsghdr struct {
 // context). Those hand-offs cost context switches on every batch.
 // The raw source address of each datagram is kept and reused for its
 // reply, so nothing is converted or allocated on the way.
+//
+// On a wildcard address (0.0.0.0, ::) the socket also asks for each
+// datagram's destination (IP_PKTINFO, IPV6_RECVPKTINFO) and sends the
+// reply from it: otherwise the kernel picks the source by route, and a
+// client that asked 192.0.2.53 drops a reply from 198.51.100.7 (a host
+// with several addresses, or anycast addresses on lo).
 type mmsgConn struct {
-	rc   syscall.RawConn
-	rhs  []mmsghdr // recvmmsg headers, one per datagram of the batch
-	whs  []mmsghdr // sendmmsg headers
-	riov []unix.Iovec
-	wiov []unix.Iovec
-	name []unix.RawSockaddrInet6 // source of datagram i; large enough for IPv4 too
+	rc      syscall.RawConn
+	pktinfo bool
+	rhs     []mmsghdr // recvmmsg headers, one per datagram of the batch
+	whs     []mmsghdr // sendmmsg headers
+	riov    []unix.Iovec
+	wiov    []unix.Iovec
+	name    []unix.RawSockaddrInet6 // source of datagram i; large enough for IPv4 too
+	rctl    [][]byte                // control messages received with datagram i (pktinfo only)
+	wctl    [][]byte                // and sent with reply j
 }
+
+// ctlSize holds an IPv4 and an IPv6 packet info message.
+var ctlSize = unix.CmsgSpace(unix.SizeofInet4Pktinfo) + unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 
 func newBatchConn(c *net.UDPConn) (batchConn, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: raw UDP socket: %w", err)
 	}
-	return &mmsgConn{
+	mc := &mmsgConn{
 		rc:   rc,
 		rhs:  make([]mmsghdr, batchSize),
 		whs:  make([]mmsghdr, batchSize),
 		riov: make([]unix.Iovec, batchSize),
 		wiov: make([]unix.Iovec, batchSize),
 		name: make([]unix.RawSockaddrInet6, batchSize),
-	}, nil
+	}
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() {
+		if err := enablePktinfo(rc, la.IP.To4() == nil); err != nil {
+			return nil, fmt.Errorf("dnsserver: packet info on %s: %w", la, err)
+		}
+		mc.pktinfo = true
+		mc.rctl = make([][]byte, batchSize)
+		mc.wctl = make([][]byte, batchSize)
+		for i := range mc.rctl {
+			mc.rctl[i] = make([]byte, ctlSize)
+			mc.wctl[i] = make([]byte, ctlSize)
+		}
+	}
+	return mc, nil
+}
+
+// enablePktinfo asks for the destination of every datagram: IPv4 ones,
+// also those reaching an IPv6 socket (dual stack), and, on an IPv6
+// socket, IPv6 ones.
+func enablePktinfo(rc syscall.RawConn, v6 bool) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		if v6 {
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); serr != nil {
+				return
+			}
+			if domain, _ := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); domain == unix.AF_INET6 {
+				if only, _ := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); only == 1 {
+					return
+				}
+			}
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 func (c *mmsgConn) read(b *batch) (int, error) {
@@ -57,6 +106,10 @@ func (c *mmsgConn) read(b *batch) (int, error) {
 		h := &c.rhs[i].hdr
 		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&c.name[i])), Namelen: unix.SizeofSockaddrInet6, Iov: &c.riov[i]}
 		h.SetIovlen(1)
+		if c.pktinfo {
+			h.Control = &c.rctl[i][0]
+			h.SetControllen(len(c.rctl[i]))
+		}
 	}
 	var n int
 	var errno syscall.Errno
@@ -74,6 +127,10 @@ func (c *mmsgConn) read(b *batch) (int, error) {
 	for i := 0; i < n; i++ {
 		b.size[i] = min(int(c.rhs[i].len), len(b.in[i]))
 		b.src[i] = sockaddrAddrPort(&c.name[i])
+		b.dst[i] = netip.Addr{}
+		if c.pktinfo {
+			b.dst[i] = pktinfoDst(c.rctl[i][:c.rhs[i].hdr.Controllen])
+		}
 	}
 	return n, nil
 }
@@ -88,6 +145,11 @@ func (c *mmsgConn) write(b *batch, lo, hi int) (int, error) {
 		src := &c.rhs[b.to[lo+j]].hdr
 		*h = unix.Msghdr{Name: src.Name, Namelen: src.Namelen, Iov: &c.wiov[j]}
 		h.SetIovlen(1)
+		if dst := b.dst[b.to[lo+j]]; c.pktinfo && dst.IsValid() {
+			l := putPktinfo(c.wctl[j], dst)
+			h.Control = &c.wctl[j][0]
+			h.SetControllen(l)
+		}
 	}
 	var n int
 	var errno syscall.Errno
@@ -118,4 +180,48 @@ func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
 	}
 	return netip.AddrPort{}
+}
+
+// pktinfoDst finds the destination address in the control messages of a
+// datagram: IP_PKTINFO's ipi_addr (the header's destination) or
+// IPV6_PKTINFO's address.
+func pktinfoDst(ctl []byte) netip.Addr {
+	hdr := unix.CmsgLen(0)
+	for len(ctl) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+		l := int(h.Len)
+		if l < hdr || l > len(ctl) {
+			break
+		}
+		data := ctl[hdr:l]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			info := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom4(info.Addr)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom16(info.Addr).Unmap()
+		}
+		ctl = ctl[min(len(ctl), unix.CmsgSpace(l-hdr)):]
+	}
+	return netip.Addr{}
+}
+
+// putPktinfo writes into buf the control message that makes a reply leave
+// from src, and returns its length. An IPv4 source takes IP_PKTINFO's
+// ipi_spec_dst, which works on IPv4 and dual-stack sockets alike.
+func putPktinfo(buf []byte, src netip.Addr) int {
+	clear(buf)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&buf[0]))
+	data := unsafe.Pointer(&buf[unix.CmsgLen(0)])
+	if src.Is4() {
+		h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		(*unix.Inet4Pktinfo)(data).Spec_dst = src.As4()
+		return unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	}
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	(*unix.Inet6Pktinfo)(data).Addr = src.As16()
+	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 }
