@@ -92,6 +92,7 @@ type verdictView struct {
 	Up              bool
 	Reason          string
 	Since           when
+	Stale           bool
 }
 
 type eventView struct {
@@ -226,7 +227,7 @@ func build(ov *postgres.Overview, checker string, tok *postgres.TokenInfo) *page
 				ev.Agent = agentOf(a, now)
 			}
 			for _, v := range e.Verdicts {
-				ev.Verdicts = append(ev.Verdicts, verdictView{Checker: v.Checker, Region: v.Region, Up: v.Up, Reason: v.Reason, Since: newWhen(v.Changed, now)})
+				ev.Verdicts = append(ev.Verdicts, verdictView{Checker: v.Checker, Region: v.Region, Up: v.Up, Reason: v.Reason, Since: newWhen(v.Changed, now), Stale: v.Stale})
 			}
 			for _, x := range e.Events {
 				ev.Events = append(ev.Events, eventOf(x, now))

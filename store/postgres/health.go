@@ -64,12 +64,25 @@ SELECT id, quorum, old_state, old_reason, up, down, up_reason, down_reason, agen
 		ELSE CASE WHEN 2 * up > up + down THEN 'up' ELSE 'down' END
 	END
 FROM (
+	-- Stale verdicts (008_stale_verdicts.sql) count only where no current
+	-- one does.
+	SELECT id, quorum, old_state, old_reason, agent_status, agent_message,
+		CASE WHEN cur THEN up ELSE stale_up END AS up,
+		CASE WHEN cur THEN down ELSE stale_down END AS down,
+		CASE WHEN cur THEN up_reason ELSE stale_up_reason END AS up_reason,
+		CASE WHEN cur THEN down_reason ELSE stale_down_reason END AS down_reason
+	FROM (
 	SELECT e.id, p.quorum, coalesce(h.state, 'unknown') AS old_state, coalesce(h.reason, '') AS old_reason,
 		a.status AS agent_status, coalesce(a.message, '') AS agent_message, -- agent API: a fresh report (004_agents.sql)
-		count(v.checker_id) FILTER (WHERE v.state = 'up') AS up,
-		count(v.checker_id) FILTER (WHERE v.state = 'down') AS down,
-		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up'))[1], '') AS up_reason,
-		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'down'))[1], '') AS down_reason
+		count(v.checker_id) FILTER (WHERE NOT v.stale) > 0 AS cur,
+		count(v.checker_id) FILTER (WHERE v.state = 'up' AND NOT v.stale) AS up,
+		count(v.checker_id) FILTER (WHERE v.state = 'down' AND NOT v.stale) AS down,
+		count(v.checker_id) FILTER (WHERE v.state = 'up' AND v.stale) AS stale_up,
+		count(v.checker_id) FILTER (WHERE v.state = 'down' AND v.stale) AS stale_down,
+		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up' AND NOT v.stale))[1], '') AS up_reason,
+		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'down' AND NOT v.stale))[1], '') AS down_reason,
+		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up' AND v.stale))[1], '') AS stale_up_reason,
+		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'down' AND v.stale))[1], '') AS stale_down_reason
 	FROM endpoints e
 	JOIN pools p ON p.id = e.pool_id
 	LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
@@ -78,6 +91,7 @@ FROM (
 		ON v.endpoint_id = e.id
 	WHERE e.id = ANY($1)
 	GROUP BY e.id, p.quorum, h.state, h.reason, a.status, a.message
+	) counted
 ) t
 ORDER BY id`
 
@@ -255,7 +269,9 @@ func sweepAndRecompute(ctx context.Context, tx pgx.Tx, self string, revived bool
 
 // RegisterChecker registers checker id of region, live for ttl from now
 // unless it heartbeats, or re-registers it after a restart: its verdicts
-// are kept and, if it had been found dead, count again at once.
+// are kept. If it had been found dead, they are stale until it records
+// new ones: they count only for endpoints no live checker has a current
+// verdict on, so that what changed while it was away is not undone.
 func RegisterChecker(ctx context.Context, db DB, id, region string, ttl time.Duration) error {
 	if err := checkCheckerArgs(id, ttl); err != nil {
 		return err
@@ -276,6 +292,12 @@ func RegisterChecker(ctx context.Context, db DB, id, region string, ttl time.Dur
 	}
 	if dead {
 		if err := lockVersion(ctx, tx); err != nil {
+			return fmt.Errorf("postgres: register checker %s: %w", id, err)
+		}
+		// It starts judging anew: what it said before it was found dead
+		// may no longer hold, so it counts only where nothing newer does
+		// (008_stale_verdicts.sql), until it records a new verdict.
+		if _, err := tx.Exec(ctx, "UPDATE probe_verdicts SET stale = true WHERE checker_id = $1", id); err != nil {
 			return fmt.Errorf("postgres: register checker %s: %w", id, err)
 		}
 		if _, err := sweepAndRecompute(ctx, tx, id, true); err != nil {
@@ -390,7 +412,7 @@ func RecordVerdict(ctx context.Context, db DB, checkerID, pool string, addr neti
 		return 0, false, fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO probe_verdicts (checker_id, endpoint_id, state, reason) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (checker_id, endpoint_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+		ON CONFLICT (checker_id, endpoint_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, stale = false,
 			changed_at = CASE WHEN probe_verdicts.state = excluded.state THEN probe_verdicts.changed_at ELSE excluded.changed_at END`,
 		checkerID, id, state, reason); err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
@@ -413,6 +435,9 @@ type Verdict struct {
 	Reason   string
 	Changed  time.Time // when the checker's verdict last changed
 	LastSeen time.Time // the checker's last heartbeat
+	// Stale: from before the checker was found dead and came back; it
+	// counts only where no current verdict does (RegisterChecker).
+	Stale bool
 }
 
 // EndpointStatus is the health of an endpoint, for a status page.
@@ -475,7 +500,7 @@ func EndpointHealth(ctx context.Context, q Querier, pool string, addr netip.Addr
 		return nil, fmt.Errorf("postgres: pool %s is in several zones (%s); refusing to guess", pool, strings.Join(zs, ", "))
 	}
 	out := &found[0]
-	rows, err = q.Query(ctx, `SELECT c.id, c.region, v.state = 'up', v.reason, v.changed_at, c.last_seen
+	rows, err = q.Query(ctx, `SELECT c.id, c.region, v.state = 'up', v.reason, v.changed_at, c.last_seen, v.stale
 		FROM probe_verdicts v JOIN checkers c ON c.id = v.checker_id
 		WHERE v.endpoint_id = $1 AND c.dead_since IS NULL AND c.last_seen + c.ttl >= now()
 		ORDER BY c.id`, id)
@@ -484,7 +509,7 @@ func EndpointHealth(ctx context.Context, q Querier, pool string, addr netip.Addr
 	}
 	out.Verdicts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Verdict, error) {
 		var v Verdict
-		return v, r.Scan(&v.Checker, &v.Region, &v.Up, &v.Reason, &v.Changed, &v.LastSeen)
+		return v, r.Scan(&v.Checker, &v.Region, &v.Up, &v.Reason, &v.Changed, &v.LastSeen, &v.Stale)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: verdicts on pool %s endpoint %s: %w", pool, addr, err)

@@ -321,9 +321,20 @@ func TestHealthCheckerExpiry(t *testing.T) {
 			t.Error("a second sweep of the same dead checker bumped the version")
 		}
 		if revive == "heartbeat" {
+			// The same process, late: its verdicts hold.
 			heartbeat("short")
 		} else {
+			// A restart: its verdict from before is stale while long's
+			// is current, so nothing changes until it judges anew.
 			mustRegister(t, conn, "short", ttl)
+			check("short restarted", zones.HealthUp, "all: 1 of 1 checkers say up: 200 OK", 2)
+			if st := mustStatus(t, conn, ep1); !slices.ContainsFunc(st.Verdicts, func(v postgres.Verdict) bool { return v.Checker == "short" && v.Stale }) {
+				t.Errorf("restarted checker's old verdict not marked stale: %+v", st.Verdicts)
+			}
+			if healthVersion(t, conn) != v {
+				t.Error("a restart with only stale verdicts bumped the version")
+			}
+			mustVerdict(t, conn, "short", ep1, false, "timeout")
 		}
 		check("short back by "+revive, zones.HealthDown, "all: 1 of 2 checkers say down: timeout", 2)
 		if healthVersion(t, conn) <= v {
@@ -354,6 +365,55 @@ func TestHealthCheckerExpiry(t *testing.T) {
 	if !slices.Equal(quorum, want) {
 		t.Errorf("quorum transitions:\n%s\nwant:\n%s", strings.Join(quorum, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestHealthStaleVerdicts: a checker restarted after it was found dead
+// judges anew; its old verdicts count only where no live checker has a
+// current one, so the restart neither undoes what changed meanwhile nor
+// leaves endpoints that only it judged unknown.
+func TestHealthStaleVerdicts(t *testing.T) {
+	_, conn := healthDB(t)
+	ctx := context.Background()
+	const ttl = 300 * time.Millisecond
+	healthExec(t, conn, "UPDATE pools SET quorum = 'any'")
+	mustRegister(t, conn, "a", ttl)
+	mustRegister(t, conn, "b", time.Minute)
+	mustVerdict(t, conn, "a", ep1, true, "200 OK")
+	mustVerdict(t, conn, "b", ep1, true, "200 OK")
+	mustVerdict(t, conn, "a", ep2, true, "200 OK") // b never judges ep2
+	check := func(what string, addr netip.Addr, want zones.HealthState, reason string) {
+		t.Helper()
+		if st := mustStatus(t, conn, addr); st.State != want || st.Reason != reason {
+			t.Errorf("%s: %s is %s %q, want %s %q", what, addr, st.State, st.Reason, want, reason)
+		}
+	}
+
+	// a dies; while it is away ep1 fails, which b sees.
+	time.Sleep(ttl + 100*time.Millisecond)
+	if _, err := postgres.Heartbeat(ctx, conn, "b", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	mustVerdict(t, conn, "b", ep1, false, "connection refused")
+	check("a dead", ep1, zones.HealthDown, "any: 1 of 1 checkers say down: connection refused")
+	check("a dead", ep2, zones.HealthUnknown, "any: no live checker has a verdict")
+
+	// a restarts: its old "up" on ep1 would bring the failed endpoint
+	// back under any; stale, it does not. On ep2 it is all there is.
+	mustRegister(t, conn, "a", ttl)
+	check("a restarted", ep1, zones.HealthDown, "any: 1 of 1 checkers say down: connection refused")
+	check("a restarted", ep2, zones.HealthUp, "any: 1 of 1 checkers say up: 200 OK")
+
+	// Its new verdicts count at once. (The stored reason changes only
+	// with the state.)
+	mustVerdict(t, conn, "a", ep1, false, "timeout")
+	check("a judged ep1", ep1, zones.HealthDown, "any: 1 of 1 checkers say down: connection refused")
+	if st := mustStatus(t, conn, ep1); len(st.Verdicts) != 2 || slices.ContainsFunc(st.Verdicts, func(v postgres.Verdict) bool { return v.Stale }) {
+		t.Errorf("verdicts after the restarted checker judged: %+v", st.Verdicts)
+	}
+	mustVerdict(t, conn, "b", ep1, true, "200 OK")
+	check("b sees ep1 back", ep1, zones.HealthUp, "any: 1 of 2 checkers say up: 200 OK")
+	mustVerdict(t, conn, "a", ep2, false, "timeout")
+	check("a judged ep2", ep2, zones.HealthDown, "any: 1 of 1 checkers say down: timeout")
 }
 
 // TestHealthErrors checks the refusals, which change nothing.

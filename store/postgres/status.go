@@ -261,7 +261,7 @@ func overviewPools(ctx context.Context, tx pgx.Tx, ov *Overview, events int) err
 	}
 
 	// The verdicts of the live checkers, as EndpointHealth selects them.
-	rows, err = tx.Query(ctx, `SELECT v.endpoint_id, c.id, c.region, v.state = 'up', v.reason, v.changed_at, c.last_seen
+	rows, err = tx.Query(ctx, `SELECT v.endpoint_id, c.id, c.region, v.state = 'up', v.reason, v.changed_at, c.last_seen, v.stale
 		FROM probe_verdicts v JOIN checkers c ON c.id = v.checker_id
 		WHERE c.dead_since IS NULL AND c.last_seen + c.ttl >= now()
 		ORDER BY v.endpoint_id, c.id`)
@@ -269,7 +269,7 @@ func overviewPools(ctx context.Context, tx pgx.Tx, ov *Overview, events int) err
 		return err
 	}
 	var v Verdict
-	if _, err := pgx.ForEachRow(rows, []any{&epID, &v.Checker, &v.Region, &v.Up, &v.Reason, &v.Changed, &v.LastSeen}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&epID, &v.Checker, &v.Region, &v.Up, &v.Reason, &v.Changed, &v.LastSeen, &v.Stale}, func() error {
 		if x := at(epID); x != nil {
 			x.Verdicts = append(x.Verdicts, v)
 		}
