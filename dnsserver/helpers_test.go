@@ -86,7 +86,17 @@ func testSnapshot(t testing.TB, version uint64) *zones.Snapshot {
 // returns its address.
 func startServer(t testing.TB, cfg Config, snap *zones.Snapshot) (*Server, string) {
 	t.Helper()
-	cfg.Listen = []string{"127.0.0.1:0"}
+	cfg.Listen = nil
+	return startServerWith(t, cfg, snap, nil)
+}
+
+// startServerWith is startServer on cfg.Listen, when set, with setup
+// called before the server starts serving.
+func startServerWith(t testing.TB, cfg Config, snap *zones.Snapshot, setup func(*Server)) (*Server, string) {
+	t.Helper()
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = []string{"127.0.0.1:0"}
+	}
 	if cfg.TCPIdleTimeout == 0 {
 		cfg.TCPIdleTimeout = 5 * time.Second
 	}
@@ -105,6 +115,9 @@ func startServer(t testing.TB, cfg Config, snap *zones.Snapshot) (*Server, strin
 	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"sort"
@@ -205,23 +204,14 @@ func testTap(t *testing.T, listen, dial string) {
 		tcp            bool
 	}
 	ch := make(chan seen, 8)
-	s, err := New(Config{Listen: []string{listen}, TCPIdleTimeout: time.Second, TCPMaxConns: 10, UDPWorkers: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetTap(func(q, r []byte, client, server netip.AddrPort, tcp bool) {
-		var qm, rm dns.Msg
-		qm.Unpack(q)
-		rm.Unpack(r)
-		ch <- seen{qm.Question[0].Name, dns.RcodeToString[rm.Rcode], client, server, tcp}
+	s, _ := startServerWith(t, Config{Listen: []string{listen}, UDPWorkers: 1}, testSnapshot(t, 1), func(s *Server) {
+		s.SetTap(func(q, r []byte, client, server netip.AddrPort, tcp bool) {
+			var qm, rm dns.Msg
+			qm.Unpack(q)
+			rm.Unpack(r)
+			ch <- seen{qm.Question[0].Name, dns.RcodeToString[rm.Rcode], client, server, tcp}
+		})
 	})
-	s.Publish(testSnapshot(t, 1))
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Serve(ctx)
 	server := s.Addrs()[0].(*net.UDPAddr).AddrPort()
 	target := netip.AddrPortFrom(netip.MustParseAddr(dial), server.Port())
 	for _, network := range []string{"udp", "tcp"} {

@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -503,17 +502,7 @@ func TestUDPWildcardReplySource(t *testing.T) {
 		{"[::]:0", "::1"},
 	} {
 		t.Run(tc.listen+"/"+tc.dial, func(t *testing.T) {
-			s, err := New(Config{Listen: []string{tc.listen}, TCPIdleTimeout: time.Second, TCPMaxConns: 10, UDPWorkers: 1}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Publish(testSnapshot(t, 1))
-			if err := s.Listen(); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go s.Serve(ctx)
+			s, _ := startServerWith(t, Config{Listen: []string{tc.listen}, UDPWorkers: 1}, testSnapshot(t, 1), nil)
 			port := s.Addrs()[0].(*net.UDPAddr).Port
 			addr := net.JoinHostPort(tc.dial, strconv.Itoa(port))
 			for i := 0; i < 3; i++ {

@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/geo/geotest"
+	"github.com/meridiandns/meridian/internal/logbuf"
 )
 
 func openWorld(t testing.TB) *geo.DB {
@@ -135,7 +135,7 @@ func TestWatchReloadsReplacedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
 	got := make(chan *geo.DB, 4)
 	failed := make(chan error, 4)
@@ -193,21 +193,4 @@ func TestWatchReloadsReplacedFile(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("replaced file not reloaded within 3s")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/meridiandns/meridian/health"
+	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
 	"github.com/meridiandns/meridian/zones"
@@ -165,7 +165,7 @@ pools:
 	ln.Close()
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	go func() {
 		done <- checker(cctx, options{database: url, id: "m1", heartbeat: 100 * time.Millisecond, maxConcurrent: 4, listen: addr},
 			slog.New(slog.NewTextHandler(&logs, nil)))
@@ -428,22 +428,4 @@ func testGauge(g prometheus.Gauge) float64 {
 	var m dto.Metric
 	_ = g.Write(&m)
 	return m.GetGauge().GetValue()
-}
-
-// syncBuffer is a log buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	imetrics "github.com/meridiandns/meridian/internal/metrics"
+
+	"github.com/meridiandns/meridian/internal/logbuf"
 )
 
 // TestHTTPWithoutDatabase serves the checker's HTTP handler over a
@@ -26,7 +28,7 @@ func TestHTTPWithoutDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var log syncBuffer
+	var log logbuf.Buffer
 	reg := imetrics.NewRegistry("test")
 	srv := httptest.NewServer(httpHandler(db, "c1", reg, newCheckerMetrics(reg), slog.New(slog.NewTextHandler(&log, nil))))
 	defer srv.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
 )
@@ -158,7 +159,7 @@ func ctlToken(t *testing.T, url string, args ...string) string {
 func checkerProcess(t *testing.T, url, id string, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(otherBinary(t, "meridian-checker"), append([]string{"--database", url, "--id", id, "--heartbeat", "300ms"}, extra...)...)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

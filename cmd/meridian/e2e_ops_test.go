@@ -17,6 +17,8 @@ import (
 	dnstap "github.com/dnstap/golang-dnstap"
 	"github.com/miekg/dns"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/meridiandns/meridian/internal/logbuf"
 )
 
 // httpGet returns the status and body of GET url.
@@ -240,7 +242,7 @@ func TestE2EReadyzWhileLoading(t *testing.T) {
 	defer ln.Close()
 	cmd := exec.Command(meridianBinary(t), "serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
 		"--database", "postgres://x@"+ln.Addr().String()+"/x?connect_timeout=30")
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

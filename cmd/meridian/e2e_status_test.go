@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
 )
@@ -34,7 +35,7 @@ func requireChromium(t *testing.T) string {
 type browser struct {
 	t    *testing.T
 	ctx  context.Context
-	logs syncBuffer
+	logs logbuf.Buffer
 }
 
 func newBrowser(t *testing.T, timeout time.Duration) *browser {

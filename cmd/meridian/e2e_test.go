@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
 )
 
@@ -74,7 +75,7 @@ func requireDig(t *testing.T) {
 // meridian is a running meridian process.
 type meridian struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	port string
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, set before done is closed
@@ -86,7 +87,7 @@ type meridian struct {
 func startMeridian(t testing.TB, dir string, env []string, args ...string) *meridian {
 	t.Helper()
 	bin := meridianBinary(t)
-	m := &meridian{logs: &syncBuffer{}, done: make(chan struct{})}
+	m := &meridian{logs: &logbuf.Buffer{}, done: make(chan struct{})}
 	m.cmd = exec.Command(bin, append([]string{"serve", "--log-format", "json"}, args...)...)
 	m.cmd.Dir = dir
 	m.cmd.Env = append(os.Environ(), env...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -37,24 +37,6 @@ func (p *fakePublisher) published() []*zones.Snapshot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]*zones.Snapshot(nil), p.snaps...)
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // testZone returns a minimal valid zone; extra records are added as given.
@@ -137,7 +119,7 @@ func TestReloader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs logbuf.Buffer
 			logger := slog.New(slog.NewTextHandler(&logs, nil))
 			m := store.NewMemory(a)
 			pub := &fakePublisher{}

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-
-	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -45,18 +42,10 @@ func checkerRemove(ctx context.Context, args []string, stdout, stderr io.Writer)
 	f := newFlags(name, "ID [flags]",
 		"Forget a retired checker and its verdicts. Only a checker that a sweep found dead\n"+
 			"(silent for 3 heartbeats) may go, so its removal changes no endpoint's health.", stderr)
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)
-		return 2
+	id, code, ok := f.parseOne(args, stderr)
+	if !ok {
+		return code
 	}
-	if f.NArg() != 1 {
-		f.Usage()
-		return 2
-	}
-	id := f.Arg(0)
 	conn, err := f.connect(ctx)
 	if err != nil {
 		return fail(stderr, name, err)

@@ -56,6 +56,23 @@ func (f *flags) parse(args []string, stderr io.Writer) (code int, ok bool) {
 	return 0, true
 }
 
+// parseOne parses args, which take exactly one positional argument, and
+// returns it. When ok is false the command is over, with exit code code.
+func (f *flags) parseOne(args []string, stderr io.Writer) (arg string, code int, ok bool) {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return "", 0, false
+		}
+		fmt.Fprintf(stderr, "meridianctl %s: %v\n", f.Name(), err)
+		return "", 2, false
+	}
+	if f.NArg() != 1 {
+		f.Usage()
+		return "", 2, false
+	}
+	return f.Arg(0), 0, true
+}
+
 // fail prints err for command name and returns exit code 1.
 func fail(stderr io.Writer, name string, err error) int {
 	fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
-
-	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -103,20 +100,13 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const name = "token revoke"
 	f := newFlags(name, "ID [flags]", "Revoke a token for good: the API refuses it from now on.", stderr)
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)
-		return 2
+	arg, code, ok := f.parseOne(args, stderr)
+	if !ok {
+		return code
 	}
-	if f.NArg() != 1 {
-		f.Usage()
-		return 2
-	}
-	id, err := strconv.ParseInt(f.Arg(0), 10, 64)
+	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id <= 0 {
-		fmt.Fprintf(stderr, "meridianctl %s: %q is no token id (see meridianctl token list)\n", name, f.Arg(0))
+		fmt.Fprintf(stderr, "meridianctl %s: %q is no token id (see meridianctl token list)\n", name, arg)
 		return 2
 	}
 	conn, err := f.connect(ctx)

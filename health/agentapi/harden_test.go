@@ -2,7 +2,6 @@ package agentapi_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,32 +13,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meridiandns/meridian/health/agentapi"
+	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/zones"
 )
-
-// syncBuffer is a log that handlers may write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serveReal serves h with NewServer, changed by tune, on a loopback
 // port, and returns its address.
@@ -223,7 +204,7 @@ func (panicStore) ListPools(context.Context) ([]postgres.PoolInfo, error) {
 // TestPanicRecovered: a panic in a handler answers 500 "internal error",
 // its value and stack going to the log only; the server goes on.
 func TestPanicRecovered(t *testing.T) {
-	var log syncBuffer
+	var log logbuf.Buffer
 	st := &fakeStore{}
 	addr := serveReal(t, agentapi.New(panicStore{st}, slog.New(slog.NewTextHandler(&log, nil))), nil)
 	for _, r := range []struct{ method, path, body string }{
@@ -256,7 +237,7 @@ func TestPanicRecovered(t *testing.T) {
 // panic are dropped, a panic after the answer began cuts the connection,
 // and http.ErrAbortHandler passes through.
 func TestRecover(t *testing.T) {
-	var log syncBuffer
+	var log logbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	srv := httptest.NewServer(agentapi.Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -319,7 +300,7 @@ func TestInternalErrors(t *testing.T) {
 			{"GET", "/v1/pools", ""},
 			{"GET", "/v1/pools/www.api.example./endpoints", ""},
 		} {
-			var log syncBuffer
+			var log logbuf.Buffer
 			st := &fakeStore{fail: true, failToken: failToken}
 			h := agentapi.New(st, slog.New(slog.NewTextHandler(&log, nil)))
 			req := httptest.NewRequest(r.method, r.path, strings.NewReader(r.body))
