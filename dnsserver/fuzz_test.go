@@ -14,8 +14,9 @@ import (
 // fuzzer. Every reply must unpack, echo the id and fit its transport; a
 // UDP reply is never larger than the client asked for (512 octets without
 // EDNS, RFC 1035 section 4.2.1; its OPT's size with it, RFC 6891 section
-// 6.2.5), so that no query buys more than its answer; recursion is never
-// offered (RA clear); and the question comes back as asked.
+// 6.2.5), so that no query buys more than its answer; a response (QR set)
+// gets no reply at all; recursion is never offered (RA clear); and the
+// question comes back as asked.
 func FuzzRespond(f *testing.F) {
 	seeds := []*dns.Msg{
 		newQuery("www.example.com.", dns.TypeA),
@@ -47,6 +48,11 @@ func FuzzRespond(f *testing.F) {
 		reply := s.respond(&q, out[:0], pkt, tcp, netip.MustParseAddr("198.51.100.7"))
 		if reply == nil {
 			return
+		}
+		if len(pkt) > 2 && pkt[2]&0x80 != 0 {
+			// A response is never answered: two servers would bounce
+			// replies between them, or a spoofed one reflect off us.
+			t.Fatalf("reply %x to a response %x", reply, pkt)
 		}
 		if !tcp && len(reply) > advertisedUDPSize {
 			t.Fatalf("UDP reply of %d octets", len(reply))
