@@ -208,6 +208,11 @@ func TestMalformedAndUnsupported(t *testing.T) {
 		}(), dns.RcodeRefused},
 		{"a response is never answered", rawQuery(11, flagQR, 1, "www.example.com.", dns.TypeA, nil, 0), -1},
 		{"short packet is dropped", []byte{1, 2, 3}, -1},
+		{"empty packet is dropped", []byte{}, -1},
+		// Octets after the sections the header counts are ignored, as
+		// most servers do. Over UDP the kernel cuts this datagram at
+		// maxQuerySize (4096); the answer is the same as over TCP.
+		{"query with 5000 octets of trailing garbage", append(rawQuery(12, 0, 1, "www.example.com.", dns.TypeA, nil, 0), make([]byte, 5000)...), dns.RcodeSuccess},
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			t.Run(network+"/"+tc.name, func(t *testing.T) {
