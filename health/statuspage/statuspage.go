@@ -14,7 +14,8 @@
 // go through the same SetAdmin, audited with the token's label as actor.
 //
 // The token is kept in an HttpOnly, SameSite=Strict cookie (Secure when
-// the request came over TLS) for /status only, and checked against the
+// the request came over TLS, or through a TLS-ending proxy that sets
+// X-Forwarded-Proto) for /status only, and checked against the
 // store again on every action, so a revoked token stops working at once.
 // It is never compared in Go: the store looks it up by its SHA-256 hash
 // (agentapi.PG.CheckToken says why that needs no constant-time
@@ -202,14 +203,22 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*postgres.Token
 	return &t, nil
 }
 
+// overTLS reports whether the browser reached us over TLS: directly, or
+// through a proxy that ended TLS and says so (X-Forwarded-Proto). The
+// header only ever adds Secure to the cookie, which a client cannot turn
+// to its advantage.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
 func setCookie(w http.ResponseWriter, r *http.Request, token string) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/status", MaxAge: int(cookieAge / time.Second),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: overTLS(r), SameSite: http.SameSiteStrictMode})
 }
 
 func clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/status", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: overTLS(r), SameSite: http.SameSiteStrictMode})
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
