@@ -38,6 +38,7 @@ import (
 	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/health/statuspage"
 	"github.com/meridiandns/meridian/health/targets"
+	"github.com/meridiandns/meridian/internal/httpserve"
 	imetrics "github.com/meridiandns/meridian/internal/metrics"
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -175,15 +176,9 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	if api != nil {
 		wg.Go(func() {
 			logger.Info("HTTP listening: agent API, status page, metrics", "address", apiListener.Addr().String())
-			if err := api.Serve(apiListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := httpserve.Serve(ctx, api, apiListener); err != nil {
 				logger.Error("HTTP server failed", "err", err)
 			}
-		})
-		wg.Go(func() {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = api.Shutdown(sctx)
 		})
 	}
 	wg.Go(func() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/internal/dnstaplog"
+	"github.com/meridiandns/meridian/internal/httpserve"
 	"github.com/meridiandns/meridian/internal/metrics"
 	"github.com/meridiandns/meridian/store"
 )
@@ -133,16 +133,7 @@ func (o *ops) listen(addr string) (actor, error) {
 	}
 	o.logger.Info("HTTP listening", "address", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
 	return actor{"http", func(ctx context.Context) error {
-		stop := context.AfterFunc(ctx, func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			hs.Shutdown(sctx)
-		})
-		defer stop()
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
+		return httpserve.Serve(ctx, hs, ln)
 	}}, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/internal/dnstaplog"
+	"github.com/meridiandns/meridian/internal/httpserve"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
 )
@@ -241,14 +241,7 @@ func agentAPI(cfg *config, h *store.Health, logger *slog.Logger) (func(context.C
 	}
 	srv := agentapi.NewServer(cfg.Health.AgentListen, agentapi.New(mem, logger))
 	logger.Info("Agent API listening", "address", ln.Addr().String(), "tokens", len(cfg.Health.AgentTokens))
-	return func(ctx context.Context) error {
-		stop := context.AfterFunc(ctx, func() { srv.Close() })
-		defer stop()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}, nil
+	return func(ctx context.Context) error { return httpserve.Serve(ctx, srv, ln) }, nil
 }
 
 // openStore returns the configured store: the database, or zone files.
