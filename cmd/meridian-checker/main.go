@@ -38,6 +38,7 @@ import (
 	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/health/statuspage"
 	"github.com/meridiandns/meridian/health/targets"
+	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/internal/httpserve"
 	imetrics "github.com/meridiandns/meridian/internal/metrics"
 	"github.com/meridiandns/meridian/store/postgres"
@@ -91,12 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meridian-checker --database URL [flags]\n\nProbe the endpoints of the pools in a Meridian PostgreSQL store and record their health.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridian-checker: %v\n", err)
-		return 2
+	if code, ok := cli.ParseFlags(fs, "meridian-checker", args, stderr); !ok {
+		return code
 	}
 	if o.database == "" || o.id == "" || fs.NArg() > 0 || o.heartbeat <= 0 {
 		fs.Usage()

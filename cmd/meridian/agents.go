@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/zones"
@@ -194,11 +194,8 @@ func agentTokenCmd(_ context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meridian agent-token (--pool POOL | --operator) [--label L]\n\nMake a token for the health-agent API of \"meridian serve\" without a database.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cli.ParseFlags(fs, "meridian agent-token", args, stderr); !ok {
+		return code
 	}
 	if *operator == (*pool != "") || fs.NArg() > 0 {
 		fs.Usage()

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/zones"
 )
 
@@ -29,12 +30,8 @@ func checkCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			"files and GeoIP database it names, and the zone files given, without serving.\n"+
 			"Exit status 1 when anything is wrong. Takes the same flags as serve.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridian check: %v\n", err)
-		return 2
+	if code, ok := cli.ParseFlags(fs, "meridian check", args, stderr); !ok {
+		return code
 	}
 	c := &checker{out: stdout, errs: stderr}
 	files := fs.Args()

@@ -9,10 +9,10 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
-	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/internal/cli"
 )
 
 // explainCmd implements "meridian explain NAME --client ADDR[/PREFIX]":
@@ -29,12 +29,8 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			"Show how NAME is answered for a client: location, datacenter order, answer, and why\n"+
 			"each endpoint is left out. Takes the same configuration flags as serve.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridian explain: %v\n", err)
-		return 2
+	if code, ok := cli.ParseFlags(fs, "meridian explain", args, stderr); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "meridian explain: want exactly one NAME")

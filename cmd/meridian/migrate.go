@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/pflag"
 
+	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
@@ -22,12 +22,8 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meridian migrate --database URL\n\nCreate or upgrade Meridian's schema in a PostgreSQL database.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridian migrate: %v\n", err)
-		return 2
+	if code, ok := cli.ParseFlags(fs, "meridian migrate", args, stderr); !ok {
+		return code
 	}
 	if *url == "" || fs.NArg() > 0 {
 		fs.Usage()

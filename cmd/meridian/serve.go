@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,11 +11,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/health/agentapi"
+	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/internal/dnstaplog"
 	"github.com/meridiandns/meridian/internal/httpserve"
 	"github.com/meridiandns/meridian/store"
@@ -31,13 +29,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meridian serve [flags]\n\nServe DNS for the configured zones.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "meridian serve: %v\n", err)
-		fs.Usage()
-		return 2
+	if code, ok := cli.ParseFlags(fs, "meridian serve", args, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "meridian serve: unexpected argument %q\n", fs.Arg(0))

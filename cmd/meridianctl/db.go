@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/pflag"
 
+	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
@@ -42,12 +42,8 @@ func newFlags(name, synopsis, about string, stderr io.Writer) *flags {
 // parse parses args, which take no positional arguments. When it returns
 // false the command is over, with exit code code.
 func (f *flags) parse(args []string, stderr io.Writer) (code int, ok bool) {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0, false
-		}
-		fmt.Fprintf(stderr, "meridianctl %s: %v\n", f.Name(), err)
-		return 2, false
+	if code, ok := cli.ParseFlags(f.FlagSet, "meridianctl "+f.Name(), args, stderr); !ok {
+		return code, false
 	}
 	if f.NArg() > 0 {
 		fmt.Fprintf(stderr, "meridianctl %s: unexpected argument %q\n", f.Name(), f.Arg(0))
@@ -59,12 +55,8 @@ func (f *flags) parse(args []string, stderr io.Writer) (code int, ok bool) {
 // parseOne parses args, which take exactly one positional argument, and
 // returns it. When ok is false the command is over, with exit code code.
 func (f *flags) parseOne(args []string, stderr io.Writer) (arg string, code int, ok bool) {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return "", 0, false
-		}
-		fmt.Fprintf(stderr, "meridianctl %s: %v\n", f.Name(), err)
-		return "", 2, false
+	if code, ok := cli.ParseFlags(f.FlagSet, "meridianctl "+f.Name(), args, stderr); !ok {
+		return "", code, false
 	}
 	if f.NArg() != 1 {
 		f.Usage()

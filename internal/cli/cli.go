@@ -4,8 +4,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/spf13/pflag"
 )
 
 // Command is one subcommand. Run returns the process exit code.
@@ -58,4 +61,20 @@ func (p *Program) Usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.Name, c.Summary)
 	}
 	fmt.Fprintf(w, "\n%sRun \"%s <command> --help\" for the flags of a command.\n", p.Footer, p.Name)
+}
+
+// ParseFlags parses args into fs for the command name (as its messages
+// show it, e.g. "meridian serve"). When ok is false the command is over
+// with exit code code: 0 after --help (fs.Usage was shown), 2 for a bad
+// flag, which is reported on stderr.
+func ParseFlags(fs *pflag.FlagSet, name string, args []string, stderr io.Writer) (code int, ok bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, pflag.ErrHelp):
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	return 2, false
 }

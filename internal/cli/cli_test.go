@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 func TestProgramRun(t *testing.T) {
@@ -53,5 +55,36 @@ func TestProgramRun(t *testing.T) {
 	p.Usage(&out)
 	if !strings.Contains(out.String(), "  one        first\n  two        second\n") {
 		t.Errorf("usage lists commands badly:\n%s", out.String())
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		ok       bool
+		stderr   string
+		usage    bool
+		wantName string
+	}{
+		{args: []string{"--name", "x", "pos"}, ok: true, wantName: "x"},
+		{args: []string{"--help"}, code: 0, usage: true},
+		{args: []string{"--bogus"}, code: 2, stderr: "prog sub: unknown flag: --bogus\n"},
+		{args: []string{"--name"}, code: 2, stderr: "prog sub: flag needs an argument: --name\n"},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		fs := pflag.NewFlagSet("sub", pflag.ContinueOnError)
+		fs.SetOutput(&stderr)
+		usage := false
+		fs.Usage = func() { usage = true }
+		name := fs.String("name", "", "a name")
+		code, ok := ParseFlags(fs, "prog sub", tt.args, &stderr)
+		if code != tt.code || ok != tt.ok || stderr.String() != tt.stderr || usage != tt.usage {
+			t.Errorf("%v: code %d ok %v stderr %q usage %v; want %d %v %q %v", tt.args, code, ok, stderr.String(), usage, tt.code, tt.ok, tt.stderr, tt.usage)
+		}
+		if tt.ok && (*name != tt.wantName || fs.NArg() != 1) {
+			t.Errorf("%v: name %q args %v", tt.args, *name, fs.Args())
+		}
 	}
 }
