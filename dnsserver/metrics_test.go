@@ -129,8 +129,9 @@ func TestMetricsPools(t *testing.T) {
 	main.Endpoints[12].Admin = zones.AdminDrain
 	backup := zones.NewPool("backup.svc.example.")
 	backup.Endpoints = []zones.Endpoint{{Addr: netip.MustParseAddr("198.51.100.1"), Datacenter: "us-east", Weight: 100}}
+	db := worldDB(t) // first, so that it is closed after the server stops
 	s, addr := startServer(t, Config{}, poolSnapshot(t, main, open, backup))
-	s.SetGeo(worldDB(t))
+	s.SetGeo(db)
 
 	frankfurt := "193.99.144.0/24"
 	exchange(t, "udp", addr, ecsQuery("www.svc.example.", dns.TypeA, frankfurt))  // us-east, the only one up

@@ -510,8 +510,9 @@ func TestExplain(t *testing.T) {
 			p.Endpoints[i].Agent = &zones.AgentState{Load: 1, HasLoad: true}
 		}
 	}
+	db := worldDB(t) // first, so that it is closed after the server stops
 	s, _ := startServer(t, Config{}, poolSnapshot(t, p))
-	s.SetGeo(worldDB(t))
+	s.SetGeo(db)
 	e, err := s.Explain("WWW.svc.example", dns.TypeA, netip.MustParsePrefix("193.99.144.0/24"))
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,13 @@ type mmsgConn struct {
 	name    []unix.RawSockaddrInet6 // source of datagram i; large enough for IPv4 too
 	rctl    [][]byte                // control messages received with datagram i (pktinfo only)
 	wctl    [][]byte                // and sent with reply j
+
+	// The callbacks of rc.Read and rc.Write, made once: a closure made
+	// per call would escape and cost an allocation every batch. They
+	// leave their results in n and errno; k is how many to send.
+	recvFn, sendFn func(fd uintptr) bool
+	n, k           int
+	errno          syscall.Errno
 }
 
 // ctlSize holds an IPv4 and an IPv6 packet info message.
@@ -60,6 +67,7 @@ func newBatchConn(c *net.UDPConn) (batchConn, error) {
 		wiov: make([]unix.Iovec, batchSize),
 		name: make([]unix.RawSockaddrInet6, batchSize),
 	}
+	mc.recvFn, mc.sendFn = mc.recv, mc.send
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() {
 		if err := enablePktinfo(rc, la.IP.To4() == nil); err != nil {
 			return nil, fmt.Errorf("dnsserver: packet info on %s: %w", la, err)
@@ -111,19 +119,13 @@ func (c *mmsgConn) read(b *batch) (int, error) {
 			h.SetControllen(len(c.rctl[i]))
 		}
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rhs[0])), uintptr(len(c.rhs)), unix.MSG_DONTWAIT, 0, 0)
-		n, errno = int(r), e
-		return e != unix.EAGAIN && e != unix.EWOULDBLOCK
-	})
-	if err != nil {
+	if err := c.rc.Read(c.recvFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("dnsserver: recvmmsg: %w", errno)
+	if c.errno != 0 {
+		return 0, fmt.Errorf("dnsserver: recvmmsg: %w", c.errno)
 	}
+	n := c.n
 	for i := 0; i < n; i++ {
 		b.size[i] = min(int(c.rhs[i].len), len(b.in[i]))
 		b.src[i] = sockaddrAddrPort(&c.name[i])
@@ -151,20 +153,29 @@ func (c *mmsgConn) write(b *batch, lo, hi int) (int, error) {
 			h.SetControllen(l)
 		}
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.whs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
-		n, errno = int(r), e
-		return e != unix.EAGAIN && e != unix.EWOULDBLOCK
-	})
-	if err != nil {
+	c.k = k
+	if err := c.rc.Write(c.sendFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("dnsserver: sendmmsg: %w", errno)
+	if c.errno != 0 {
+		return 0, fmt.Errorf("dnsserver: sendmmsg: %w", c.errno)
 	}
-	return n, nil
+	return c.n, nil
+}
+
+// recv and send are the callbacks of rc.Read and rc.Write: false (not
+// done) on EAGAIN sends the goroutine to the netpoller until the socket is
+// ready.
+func (c *mmsgConn) recv(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rhs[0])), uintptr(len(c.rhs)), unix.MSG_DONTWAIT, 0, 0)
+	c.n, c.errno = int(r), e
+	return e != unix.EAGAIN && e != unix.EWOULDBLOCK
+}
+
+func (c *mmsgConn) send(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.whs[0])), uintptr(c.k), unix.MSG_DONTWAIT, 0, 0)
+	c.n, c.errno = int(r), e
+	return e != unix.EAGAIN && e != unix.EWOULDBLOCK
 }
 
 // sockaddrAddrPort decodes a sockaddr_in or sockaddr_in6 as the kernel
