@@ -237,8 +237,8 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		h.logger.Error("Status page: checking a token failed", "err", err)
 		problem = "Your token could not be checked just now."
 	}
-	pg := build(ov, h.checker, tok)
 	q := r.URL.Query()
+	pg := build(ov, h.checker, tok, parseFilter(q.Get("q"), q.Get("state")))
 	if n, err := strconv.Atoi(q.Get("refresh")); err == nil && n >= 5 && n <= 3600 {
 		pg.Refresh = n
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -454,5 +457,68 @@ func TestAdmin(t *testing.T) {
 				t.Errorf("action not logged: %s", s.log)
 			}
 		})
+	}
+}
+
+// TestPageFilter narrows the endpoint tables by pool and state, while
+// the summary still counts every endpoint, and caps the rows of a large
+// fleet.
+func TestPageFilter(t *testing.T) {
+	s := newServer()
+	rows := regexp.MustCompile(`data-address="([^"]+)"`)
+	listed := func(body string) []string {
+		var out []string
+		for _, m := range rows.FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	const summary = `2 pools, 5 endpoints: 2 up, 1 down, 1 unknown, 1 drained or disabled; 2 in the answers.`
+	for _, tt := range []struct {
+		query  string
+		listed []string
+		has    []string
+	}{
+		{"", []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::4", "198.51.100.1"}, nil},
+		{"?state=down", []string{"192.0.2.2"}, []string{"1 of 5 endpoints match.", `<option value="down" selected>`}},
+		{"?q=API", []string{"198.51.100.1"}, []string{`value="API"`, `<a href="/status">all endpoints</a>`}},
+		{"?state=out", []string{"192.0.2.2", "192.0.2.3", "198.51.100.1"}, []string{"3 of 5 endpoints match."}},
+		{"?q=www&state=drain", []string{"192.0.2.3"}, nil},
+		{"?state=bogus", []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::4", "198.51.100.1"}, nil},
+		{"?q=nothing", nil, []string{"No endpoint matches the filter."}},
+	} {
+		body := readBody(t, s.do("GET", "/status"+tt.query, nil, "", nil))
+		if got := listed(body); !slices.Equal(got, tt.listed) {
+			t.Errorf("%q lists %v, want %v", tt.query, got, tt.listed)
+		}
+		for _, want := range append(tt.has, summary) {
+			if !strings.Contains(body, want) {
+				t.Errorf("%q: page lacks %q", tt.query, want)
+			}
+		}
+	}
+
+	// A pool larger than a page: the first maxRows endpoints are listed,
+	// and the page says how to see the rest.
+	big := postgres.OverviewPool{Zone: "example.net.", Name: "big.example.net.", Quorum: "any"}
+	for i := range maxRows + 100 {
+		big.Endpoints = append(big.Endpoints, postgres.OverviewEndpoint{
+			Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Datacenter: "eu-west", Weight: 1, Health: zones.HealthUp})
+	}
+	s.f.mu.Lock()
+	s.f.ov.Pools = append(s.f.ov.Pools, big)
+	s.f.mu.Unlock()
+	body := readBody(t, s.do("GET", "/status", nil, "", nil))
+	if n := len(listed(body)); n != maxRows {
+		t.Errorf("%d rows listed, want %d", n, maxRows)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("Listing the first %d of %d endpoints: narrow the filter", maxRows, maxRows+105),
+		fmt.Sprintf("3 pools, %d endpoints", maxRows+105),
+		fmt.Sprintf("· %d of %d endpoints in the answers · %d listed", maxRows+100, maxRows+100, maxRows-5),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("large fleet: page lacks %q", want)
+		}
 	}
 }

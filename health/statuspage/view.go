@@ -24,7 +24,55 @@ type page struct {
 	Checkers []checkerView
 	Pools    []poolView
 	Recent   []eventView
+	Filter   filter
+	// Shown is how many endpoints the tables list: those the filter
+	// keeps, at most maxRows; Matched is how many it keeps in all.
+	Shown, Matched int
 }
+
+// maxRows bounds the endpoint rows of one page, so that a fleet of
+// thousands still renders; the summary, map and recent changes count
+// everything.
+const maxRows = 500
+
+// filter narrows the endpoint tables: Pool is part of a pool's name
+// (any case), State one of the states below. Empty keeps everything.
+type filter struct {
+	Pool, State string
+}
+
+// filterStates are the values of ?state=: an effective state, or "out"
+// for the endpoints not in the answers whatever the reason.
+var filterStates = []string{"up", "down", "unknown", "drain", "disabled", "out"}
+
+func parseFilter(pool, state string) filter {
+	f := filter{Pool: strings.TrimSpace(pool)}
+	if slices.Contains(filterStates, state) {
+		f.State = state
+	}
+	return f
+}
+
+// keep reports whether the filter keeps an endpoint of pool in state,
+// answered or not.
+func (f filter) keep(pool, state string, answered bool) bool {
+	if f.Pool != "" && !strings.Contains(strings.ToLower(pool), strings.ToLower(f.Pool)) {
+		return false
+	}
+	switch f.State {
+	case "":
+		return true
+	case "out":
+		return !answered
+	}
+	return f.State == state
+}
+
+// Active reports whether the filter narrows anything.
+func (f filter) Active() bool { return f.Pool != "" || f.State != "" }
+
+// States lists the values the page's filter form offers.
+func (filter) States() []string { return filterStates }
 
 type tokenView struct {
 	Actor    string
@@ -52,7 +100,8 @@ type poolView struct {
 	Check       string // "" when not probed
 	UnknownIsUp bool
 	Answered    int
-	Endpoints   []endpointView
+	Total       int            // endpoints, listed or not
+	Endpoints   []endpointView // those the filter keeps
 }
 
 type endpointView struct {
@@ -193,10 +242,10 @@ func htmlID(prefix string, parts ...string) string {
 const recentEvents = 20
 
 // build turns an overview into the page, for the token tok (nil: not
-// signed in).
-func build(ov *postgres.Overview, checker string, tok *postgres.TokenInfo) *page {
+// signed in), listing the endpoints f keeps.
+func build(ov *postgres.Overview, checker string, tok *postgres.TokenInfo, f filter) *page {
 	now := ov.At
-	pg := &page{Checker: checker, At: now.UTC().Format("2006-01-02 15:04:05 UTC")}
+	pg := &page{Checker: checker, At: now.UTC().Format("2006-01-02 15:04:05 UTC"), Filter: f}
 	if tok != nil {
 		pg.Token = &tokenView{Actor: tok.Actor(), Operator: tok.Kind == postgres.TokenOperator, Pool: tok.Pool}
 	}
@@ -208,7 +257,7 @@ func build(ov *postgres.Overview, checker string, tok *postgres.TokenInfo) *page
 	healthy := map[dcKey][2]int{} // answered, total
 	for i := range ov.Pools {
 		p := &ov.Pools[i]
-		pv := poolView{Zone: p.Zone, Name: p.Name, ID: htmlID("pool", p.Name, p.Zone), Quorum: p.Quorum, Check: p.CheckType, UnknownIsUp: p.UnknownIsUp}
+		pv := poolView{Zone: p.Zone, Name: p.Name, ID: htmlID("pool", p.Name, p.Zone), Quorum: p.Quorum, Check: p.CheckType, UnknownIsUp: p.UnknownIsUp, Total: len(p.Endpoints)}
 		for j := range p.Endpoints {
 			e := &p.Endpoints[j]
 			ev := endpointView{Pool: p.Name, Addr: e.Addr.String(), ID: htmlID("ep", p.Name, p.Zone, e.Addr.String()),
@@ -237,7 +286,13 @@ func build(ov *postgres.Overview, checker string, tok *postgres.TokenInfo) *page
 					pg.Recent = append(pg.Recent, r)
 				}
 			}
-			pv.Endpoints = append(pv.Endpoints, ev)
+			if f.keep(p.Name, ev.State, ev.Answered) {
+				pg.Matched++
+				if pg.Shown < maxRows {
+					pg.Shown++
+					pv.Endpoints = append(pv.Endpoints, ev)
+				}
+			}
 
 			pg.Summary.Endpoints++
 			switch {
@@ -260,9 +315,11 @@ func build(ov *postgres.Overview, checker string, tok *postgres.TokenInfo) *page
 			}
 			healthy[k] = h
 		}
-		pg.Pools = append(pg.Pools, pv)
+		pg.Summary.Pools++
+		if len(pv.Endpoints) > 0 || !f.Active() && len(p.Endpoints) == 0 {
+			pg.Pools = append(pg.Pools, pv)
+		}
 	}
-	pg.Summary.Pools = len(pg.Pools)
 	slices.SortStableFunc(pg.Recent, func(a, b eventView) int { return b.at.Compare(a.at) })
 	pg.Recent = pg.Recent[:min(len(pg.Recent), recentEvents)]
 
