@@ -153,7 +153,7 @@ func portZero(addr string) bool {
 }
 
 func (s *Server) listenOnce(addr string) error {
-	lc := net.ListenConfig{Control: reusePort}
+	lc := net.ListenConfig{Control: socketControl}
 	ctx := context.Background()
 	first, err := lc.ListenPacket(ctx, "udp", addr)
 	if err != nil {

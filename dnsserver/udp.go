@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,10 +20,13 @@ const batchSize = 64
 // truncated by the kernel and then fails to parse.
 const maxQuerySize = 4096
 
-// reusePort lets several sockets, one per worker, share a UDP port; the
-// kernel spreads datagrams across them so workers never contend for one
-// socket's lock.
-func reusePort(network, address string, c syscall.RawConn) error {
+// socketControl sets a socket's options before it binds. SO_REUSEPORT
+// lets several sockets, one per worker, share a UDP port; the kernel
+// spreads datagrams across them so workers never contend for one
+// socket's lock. A UDP socket on a wildcard address also asks for each
+// datagram's destination (enablePktinfo), so that its reply can leave
+// from it; an error here fails Listen, not a serving goroutine later.
+func socketControl(network, address string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
@@ -30,14 +34,31 @@ func reusePort(network, address string, c syscall.RawConn) error {
 	if err != nil {
 		return err
 	}
-	return serr
+	if serr != nil {
+		return serr
+	}
+	if strings.HasPrefix(network, "udp") && wildcard(address) {
+		return enablePktinfo(c, network == "udp6")
+	}
+	return nil
+}
+
+// wildcard reports whether address ("host:port") binds every address.
+func wildcard(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return host == "" || err == nil && ip.IsUnspecified()
 }
 
 // batchConn moves batches of datagrams on one UDP socket: recvmmsg and
 // sendmmsg where the platform has them (udp_linux.go).
 type batchConn interface {
-	// read fills the buffers of b from index 0 and returns how many
-	// datagrams it read, with their sizes and sources in b.
+	// read fills the buffers of b, the batch the conn was made for, from
+	// index 0 and returns how many datagrams it read, with their sizes and
+	// sources in b.
 	read(b *batch) (int, error)
 	// write sends b.replies[lo:hi], reply j to the source of datagram
 	// b.to[j], and returns how many the kernel took.
@@ -76,12 +97,12 @@ func newBatch() *batch {
 // serveUDP is the UDP fast path: read a batch, answer each datagram into
 // its own buffer, write the batch back. It returns when the socket closes.
 func (s *Server) serveUDP(c *net.UDPConn) {
-	bc, err := newBatchConn(c)
+	b := newBatch()
+	bc, err := newBatchConn(c, b)
 	if err != nil {
 		s.logger.Error("UDP socket unusable", "err", err)
 		return
 	}
-	b := newBatch()
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
 	var local netip.AddrPort

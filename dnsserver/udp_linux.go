@@ -49,12 +49,17 @@ type mmsgConn struct {
 	recvFn, sendFn func(fd uintptr) bool
 	n, k           int
 	errno          syscall.Errno
+	// filled is how many headers the last recvmmsg filled in: the
+	// kernel changed their name and control lengths, which read resets.
+	filled int
 }
 
 // ctlSize holds an IPv4 and an IPv6 packet info message.
 var ctlSize = unix.CmsgSpace(unix.SizeofInet4Pktinfo) + unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 
-func newBatchConn(c *net.UDPConn) (batchConn, error) {
+// newBatchConn makes the recvmmsg headers of b's buffers once; read then
+// only resets what the kernel changed.
+func newBatchConn(c *net.UDPConn, b *batch) (batchConn, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: raw UDP socket: %w", err)
@@ -68,10 +73,8 @@ func newBatchConn(c *net.UDPConn) (batchConn, error) {
 		name: make([]unix.RawSockaddrInet6, batchSize),
 	}
 	mc.recvFn, mc.sendFn = mc.recv, mc.send
+	// socketControl asked a wildcard socket for packet info.
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() {
-		if err := enablePktinfo(rc, la.IP.To4() == nil); err != nil {
-			return nil, fmt.Errorf("dnsserver: packet info on %s: %w", la, err)
-		}
 		mc.pktinfo = true
 		mc.rctl = make([][]byte, batchSize)
 		mc.wctl = make([][]byte, batchSize)
@@ -80,6 +83,17 @@ func newBatchConn(c *net.UDPConn) (batchConn, error) {
 			mc.wctl[i] = make([]byte, ctlSize)
 		}
 	}
+	for i := range mc.rhs {
+		mc.riov[i].Base = &b.in[i][0]
+		mc.riov[i].SetLen(len(b.in[i]))
+		h := &mc.rhs[i].hdr
+		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&mc.name[i])), Iov: &mc.riov[i]}
+		h.SetIovlen(1)
+		if mc.pktinfo {
+			h.Control = &mc.rctl[i][0]
+		}
+	}
+	mc.filled = batchSize
 	return mc, nil
 }
 
@@ -93,32 +107,30 @@ func enablePktinfo(rc syscall.RawConn, v6 bool) error {
 			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); serr != nil {
 				return
 			}
-			if domain, _ := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); domain == unix.AF_INET6 {
-				if only, _ := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); only == 1 {
-					return
-				}
+			if only, _ := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); only == 1 {
+				return
 			}
 		}
 		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("dnsserver: packet info: %w", err)
 	}
-	return serr
+	if serr != nil {
+		return fmt.Errorf("dnsserver: packet info: %w", serr)
+	}
+	return nil
 }
 
 func (c *mmsgConn) read(b *batch) (int, error) {
-	for i := range c.rhs {
-		c.riov[i].Base = &b.in[i][0]
-		c.riov[i].SetLen(len(b.in[i]))
+	for i := range c.filled {
 		h := &c.rhs[i].hdr
-		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&c.name[i])), Namelen: unix.SizeofSockaddrInet6, Iov: &c.riov[i]}
-		h.SetIovlen(1)
+		h.Namelen = unix.SizeofSockaddrInet6
 		if c.pktinfo {
-			h.Control = &c.rctl[i][0]
 			h.SetControllen(len(c.rctl[i]))
 		}
 	}
+	c.filled = 0
 	if err := c.rc.Read(c.recvFn); err != nil {
 		return 0, err
 	}
@@ -126,6 +138,7 @@ func (c *mmsgConn) read(b *batch) (int, error) {
 		return 0, fmt.Errorf("dnsserver: recvmmsg: %w", c.errno)
 	}
 	n := c.n
+	c.filled = n
 	for i := 0; i < n; i++ {
 		b.size[i] = min(int(c.rhs[i].len), len(b.in[i]))
 		b.src[i] = sockaddrAddrPort(&c.name[i])

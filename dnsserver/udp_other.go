@@ -5,6 +5,7 @@ package dnsserver
 import (
 	"net"
 	"net/netip"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 )
@@ -17,18 +18,20 @@ type xnetConn struct {
 	wms []ipv4.Message
 }
 
-func newBatchConn(c *net.UDPConn) (batchConn, error) {
+func newBatchConn(c *net.UDPConn, b *batch) (batchConn, error) {
 	x := &xnetConn{pc: ipv4.NewPacketConn(c), rms: make([]ipv4.Message, batchSize), wms: make([]ipv4.Message, batchSize)}
 	for i := range x.wms {
+		x.rms[i].Buffers = b.in[i : i+1]
 		x.wms[i].Buffers = [][]byte{nil}
 	}
 	return x, nil
 }
 
+// enablePktinfo does nothing here: replies leave from the address the
+// kernel routes by.
+func enablePktinfo(syscall.RawConn, bool) error { return nil }
+
 func (x *xnetConn) read(b *batch) (int, error) {
-	for i := range x.rms {
-		x.rms[i].Buffers = b.in[i : i+1]
-	}
 	n, err := x.pc.ReadBatch(x.rms, 0)
 	for i := 0; i < n; i++ {
 		b.size[i] = x.rms[i].N
