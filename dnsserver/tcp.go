@@ -71,17 +71,17 @@ func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener) {
 			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors
 			continue
 		}
-		if s.tcpOpen.Add(1) > int64(s.cfg.TCPMaxConns) {
-			s.tcpOpen.Add(-1)
-			s.tcpRefused[refusedMax].Add(1)
-			c.Close()
-			continue
-		}
-		client := remoteAddr(c)
+		client := addrPort(c.RemoteAddr())
 		perClient := s.cfg.TCPMaxConnsPerClient
-		if !s.tcpClients.add(client.Addr(), perClient) {
+		refused := -1
+		if s.tcpOpen.Add(1) > int64(s.cfg.TCPMaxConns) {
+			refused = refusedMax
+		} else if !s.tcpClients.add(client.Addr(), perClient) {
+			refused = refusedPerClient
+		}
+		if refused >= 0 {
 			s.tcpOpen.Add(-1)
-			s.tcpRefused[refusedPerClient].Add(1)
+			s.tcpRefused[refused].Add(1)
 			c.Close()
 			continue
 		}
@@ -105,10 +105,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn, src netip.AddrPo
 	r := bufio.NewReaderSize(c, 4096)
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
-	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		ap := la.AddrPort()
-		q.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
+	q.local = addrPort(c.LocalAddr())
 	in := make([]byte, maxTCPSize)
 	out := make([]byte, 2, 2+maxTCPSize)
 	for n := 0; s.cfg.TCPMaxQueries == 0 || n < s.cfg.TCPMaxQueries; n++ {
@@ -137,9 +134,9 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn, src netip.AddrPo
 	}
 }
 
-// remoteAddr is the client's address and port, IPv4 unmapped.
-func remoteAddr(c *net.TCPConn) netip.AddrPort {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+// addrPort is a TCP connection's address and port, IPv4 unmapped.
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
 		ap := ta.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
