@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -28,33 +27,9 @@ import (
 	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
-	"github.com/meridiandns/meridian/zones"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// testDB returns a fresh database with the schema and the zone text.
-func testDB(t *testing.T, zone string) (string, *pgxpool.Pool) {
-	t.Helper()
-	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	if _, _, err := postgres.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	z, err := zones.Parse([]byte(zone), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Apply(ctx, db, []*zones.Zone{z}, postgres.ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return url, db
-}
 
 // scrape reads the metrics at addr.
 func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
@@ -130,7 +105,7 @@ func TestCheckerMetrics(t *testing.T) {
 	}()
 	httpPort := backend.Listener.Addr().(*net.TCPAddr).Port
 	agentPort := agent.Addr().(*net.TCPAddr).Port
-	url, db := testDB(t, fmt.Sprintf(`origin: m.test.
+	url, db := pgtest.Store(t, fmt.Sprintf(`origin: m.test.
 soa: {ns: ns1, mbox: hostmaster, serial: 1}
 records:
   - {name: "@", type: NS, data: ns1}
@@ -383,7 +358,7 @@ func TestMetricsRegistered(t *testing.T) {
 // TestWriterRetries keeps a transition that could not be written and
 // retries it, but never lets it overwrite a newer one.
 func TestWriterRetries(t *testing.T) {
-	_, db := testDB(t, `origin: w.test.
+	_, db := pgtest.Store(t, `origin: w.test.
 soa: {ns: ns1, mbox: hostmaster, serial: 1}
 records:
   - {name: "@", type: NS, data: ns1}

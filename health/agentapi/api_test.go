@@ -16,7 +16,6 @@ import (
 	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
-	"github.com/meridiandns/meridian/zones"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -49,22 +48,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	if _, _, err := postgres.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	z, err := zones.Parse([]byte(apiYAML), "api.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Apply(ctx, db, []*zones.Zone{z}, postgres.ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	_, db := pgtest.Store(t, apiYAML)
 	f := &fixture{db: db, h: agentapi.New(agentapi.PG{DB: db}, nil)}
 	mk := func(kind, pool, label string) string {
 		tok, _, err := postgres.CreateToken(ctx, db, kind, pool, label)

@@ -12,13 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/meridiandns/meridian/health/agentapi"
 	"github.com/meridiandns/meridian/health/statuspage"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/store/postgres/pgtest"
-	"github.com/meridiandns/meridian/zones"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -83,22 +80,7 @@ func (b *browser) post(path string, form url.Values) (int, string) {
 // audited as an API admin action would be.
 func TestPostgres(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.NewDB(t)
-	if _, _, err := postgres.Migrate(ctx, dbURL); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	z, err := zones.Parse([]byte(zoneYAML), "page.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Apply(ctx, db, []*zones.Zone{z}, postgres.ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	_, db := pgtest.Store(t, zoneYAML)
 	op, _, err := postgres.CreateToken(ctx, db, postgres.TokenOperator, "", "alice")
 	if err != nil {
 		t.Fatal(err)

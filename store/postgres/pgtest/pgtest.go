@@ -6,7 +6,8 @@
 // when it is set. Otherwise one throwaway cluster is started per test
 // process on first use, from the initdb and pg_ctl of Debian's postgresql
 // package, and Main stops it after the tests. OwnCluster and Proxy let
-// tests simulate outages.
+// tests simulate outages. Store gives a database with Meridian's schema
+// and zones already in it.
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
