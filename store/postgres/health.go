@@ -64,34 +64,27 @@ SELECT id, quorum, old_state, old_reason, up, down, up_reason, down_reason, agen
 		ELSE CASE WHEN 2 * up > up + down THEN 'up' ELSE 'down' END
 	END
 FROM (
-	-- Stale verdicts (008_stale_verdicts.sql) count only where no current
-	-- one does.
-	SELECT id, quorum, old_state, old_reason, agent_status, agent_message,
-		CASE WHEN cur THEN up ELSE stale_up END AS up,
-		CASE WHEN cur THEN down ELSE stale_down END AS down,
-		CASE WHEN cur THEN up_reason ELSE stale_up_reason END AS up_reason,
-		CASE WHEN cur THEN down_reason ELSE stale_down_reason END AS down_reason
-	FROM (
 	SELECT e.id, p.quorum, coalesce(h.state, 'unknown') AS old_state, coalesce(h.reason, '') AS old_reason,
 		a.status AS agent_status, coalesce(a.message, '') AS agent_message, -- agent API: a fresh report (004_agents.sql)
-		count(v.checker_id) FILTER (WHERE NOT v.stale) > 0 AS cur,
-		count(v.checker_id) FILTER (WHERE v.state = 'up' AND NOT v.stale) AS up,
-		count(v.checker_id) FILTER (WHERE v.state = 'down' AND NOT v.stale) AS down,
-		count(v.checker_id) FILTER (WHERE v.state = 'up' AND v.stale) AS stale_up,
-		count(v.checker_id) FILTER (WHERE v.state = 'down' AND v.stale) AS stale_down,
-		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up' AND NOT v.stale))[1], '') AS up_reason,
-		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'down' AND NOT v.stale))[1], '') AS down_reason,
-		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up' AND v.stale))[1], '') AS stale_up_reason,
-		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'down' AND v.stale))[1], '') AS stale_down_reason
+		count(v.checker_id) FILTER (WHERE v.state = 'up') AS up,
+		count(v.checker_id) FILTER (WHERE v.state = 'down') AS down,
+		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'up'))[1], '') AS up_reason,
+		coalesce((array_agg(v.reason ORDER BY v.changed_at DESC, v.checker_id) FILTER (WHERE v.state = 'down'))[1], '') AS down_reason
 	FROM endpoints e
 	JOIN pools p ON p.id = e.pool_id
 	LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
 	LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now()
-	LEFT JOIN (probe_verdicts v JOIN checkers c ON c.id = v.checker_id AND c.dead_since IS NULL)
-		ON v.endpoint_id = e.id
+	-- The verdicts of the live checkers that count: the current ones, or,
+	-- where there is none, the stale ones (008_stale_verdicts.sql).
+	LEFT JOIN LATERAL (
+		SELECT checker_id, state, reason, changed_at FROM (
+			SELECT v.checker_id, v.state, v.reason, v.changed_at, rank() OVER (ORDER BY v.stale) AS r
+			FROM probe_verdicts v JOIN checkers c ON c.id = v.checker_id AND c.dead_since IS NULL
+			WHERE v.endpoint_id = e.id) ranked
+		WHERE r = 1
+	) v ON true
 	WHERE e.id = ANY($1)
 	GROUP BY e.id, p.quorum, h.state, h.reason, a.status, a.message
-	) counted
 ) t
 ORDER BY id`
 
