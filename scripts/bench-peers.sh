@@ -285,26 +285,26 @@ markdown() {
   echo "Load average (1 min) when timing started: $LOAD_START, when it ended: $LOAD_END (a quiet machine is below 1)."
   echo "Answers checked: $VERIFY_FAILS dig mismatches before timing, $VERIFY_FAILS_AFTER after;"
   echo "$(awk -F'\t' '{ n++; b += ($17 != 1) } END { printf "%d of %d", b, n }' "$WORK/results.tsv") dnsperf runs with a response code other than the expected one; $(awk -F'\t' '{ l += $8; s += $9 } END { printf "%d of %d", l, s }' "$WORK/results.tsv") queries lost."
+  # server_table CELL prints a row per server of mode $mode, its cells
+  # made by the function CELL (cell_fixed or cell_max).
+  server_table() {
+    local cell=$1 s
+    echo
+    echo "| server | static A | pool A + ECS | NXDOMAIN |"
+    echo "|---|---:|---:|---:|"
+    for s in "${servers[@]}"; do
+      grep -q "^$s	$mode	" "$WORK/medians.tsv" || continue
+      echo "| $(label "$s") | $($cell "$s" "$mode" static) | $($cell "$s" "$mode" "$(pool_scen "$s")") | $($cell "$s" "$mode" nx) |"
+    done
+  }
   for mode in $MODES; do
     echo
     [ "$mode" = 1t ] && echo "**(a) Equal offered load, ${RATE} qps** (one worker thread): µs of server CPU per answer (server CPU %)" \
                      || echo "**(a) Equal offered load, ${RATE} qps** (mode $mode): µs of server CPU per answer (server CPU %)"
-    echo
-    echo "| server | static A | pool A + ECS | NXDOMAIN |"
-    echo "|---|---:|---:|---:|"
-    for s in "${servers[@]}"; do
-      grep -q "^$s	$mode	" "$WORK/medians.tsv" || continue
-      echo "| $(label "$s") | $(cell_fixed "$s" "$mode" static) | $(cell_fixed "$s" "$mode" "$(pool_scen "$s")") | $(cell_fixed "$s" "$mode" nx) |"
-    done
+    server_table cell_fixed
     echo
     echo "**(b) Unthrottled** (as fast as one dnsperf core sends): answers/s (server CPU %, µs per answer)"
-    echo
-    echo "| server | static A | pool A + ECS | NXDOMAIN |"
-    echo "|---|---:|---:|---:|"
-    for s in "${servers[@]}"; do
-      grep -q "^$s	$mode	" "$WORK/medians.tsv" || continue
-      echo "| $(label "$s") | $(cell_max "$s" "$mode" static) | $(cell_max "$s" "$mode" "$(pool_scen "$s")") | $(cell_max "$s" "$mode" nx) |"
-    done
+    server_table cell_max
     echo
     echo "**Ratios** (same run; (a) CPU per answer at ${RATE} qps, lower is cheaper; (b) unthrottled answers/s and CPU per answer)"
     echo
