@@ -92,6 +92,16 @@ func TestFuzzFindings(t *testing.T) {
 		// records are placed by the entry that holds the read position.
 		{"record ends inside its entry", ";000\n$ORIGIN 000000000000\n$TTL 0000\n0000000 SOA 000 00000(000 0000000000;0000000\nClAss 0"},
 	}
+	// A pool in the root zone was named "0.." (yamlpool.go, absName).
+	t.Run("pool in the root zone", func(t *testing.T) {
+		text := "origin: .\nsoa: {ns: 0, mbox: 0, serial: 0}\nrecords: [{name: \".\", type: NS, data: 0}]\n" +
+			"datacenters: [{name: dc, lat: 0, lon: 0}]\npools:\n  - name: 0\n    endpoints: [{address: 0.0.0.0, datacenter: dc}]"
+		z, err := Parse([]byte(text), "fuzz.yaml")
+		checkLoaded(t, z, err, "fuzz.yaml")
+		if err == nil && z.Pools[0].Name != "0." {
+			t.Errorf("pool named %q, want 0.", z.Pools[0].Name)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, placed, err := parseMaster([]byte(tc.text), "fuzz.zone", ""); err == nil && !placed {

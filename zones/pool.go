@@ -225,13 +225,17 @@ func ParseAllDown(s, origin string) (AllDownMode, string, error) {
 	return 0, "", fmt.Errorf("unknown when_all_down %q (want fail_open, empty or fallback:<pool>)", s)
 }
 
-// absName makes a possibly relative name absolute against origin.
+// absName makes a possibly relative name absolute against origin; in
+// the root zone "www" is "www.", not "www..".
 func absName(name, origin string) string {
+	origin = CanonicalName(origin)
 	switch {
 	case name == "@":
-		return CanonicalName(origin)
+		return origin
 	case strings.HasSuffix(name, "."):
 		return CanonicalName(name)
+	case origin == ".":
+		return CanonicalName(name + ".")
 	}
 	return CanonicalName(name + "." + origin)
 }
