@@ -13,7 +13,8 @@ import (
 // while a server answers UDP queries from a client that allocates nothing
 // itself (a connected socket and fixed buffers): the query path, from
 // recvmmsg to sendmmsg, must not allocate. A static answer, an NXDOMAIN
-// and a pool answer with ECS are each asked many times.
+// a pool answer with ECS and a query with a DNS cookie are each asked
+// many times.
 func TestUDPPathAllocations(t *testing.T) {
 	db := worldDB(t) // first, so that it is closed after the server stops
 	_, addr := startServerWith(t, Config{UDPWorkers: 1}, poolSnapshot(t, testPool("www.svc.example.")), func(s *Server) { s.SetGeo(db) })
@@ -21,6 +22,7 @@ func TestUDPPathAllocations(t *testing.T) {
 		newQuery("ns1.svc.example.", dns.TypeA),
 		newQuery("nothere.svc.example.", dns.TypeA),
 		ecsQuery("www.svc.example.", dns.TypeA, "193.99.144.0/24"),
+		withEDNS(newQuery("ns1.svc.example.", dns.TypeA), 1232, false, cookieOpt([]byte("clientck"))), // a server cookie made each time
 	} {
 		pkt, err := q.Pack()
 		if err != nil {

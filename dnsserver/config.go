@@ -34,6 +34,9 @@ type Config struct {
 	TCPMaxQueries int
 	// RRL limits UDP replies per client network; the zero value is off.
 	RRL RRLConfig
+	// Cookies configures DNS cookies (RFC 7873); the zero value answers
+	// them with a random secret.
+	Cookies CookieConfig
 }
 
 // DefaultConfig returns the configuration used when nothing is set.

@@ -317,10 +317,14 @@ func FuzzECS(f *testing.F) {
 		}
 		valid := !withECS || ecsValid(family, source, scope, addr)
 		if !valid || tail {
-			// Section 6: a malformed option rejects the whole query.
-			if m.Rcode != dns.RcodeFormatError || len(reply) != headerLen {
-				t.Fatalf("ECS family %d source %d scope %d address %x (tail %v): rcode %s, %d octets; want a bare FORMERR",
-					family, source, scope, addr, tail, dns.RcodeToString[m.Rcode], len(reply))
+			// Section 6: a malformed option rejects the whole query. The
+			// FORMERR carries an OPT, without the option, unless the OPT
+			// itself was the malformation: options overrunning it (RFC
+			// 6891 section 6.1.1).
+			got, hasOPT := replyOptions(t, reply)
+			if m.Rcode != dns.RcodeFormatError || len(m.Answer)+len(m.Ns) != 0 || hasOPT == tail || len(got) != 0 {
+				t.Fatalf("ECS family %d source %d scope %d address %x (tail %v): rcode %s, OPT %v with %d options, %d records; want FORMERR, OPT %v without options",
+					family, source, scope, addr, tail, dns.RcodeToString[m.Rcode], hasOPT, len(got), len(m.Answer)+len(m.Ns), !tail)
 			}
 			return
 		}

@@ -27,6 +27,7 @@ var (
 	descPanics     = desc("dns_panics_total", "Queries that hit a bug and were answered SERVFAIL.")
 	descTCPConns   = desc("dns_tcp_connections", "TCP connections open.")
 	descTCPRefused = desc("dns_tcp_refused_total", "TCP connections closed as soon as accepted: at tcp_max_connections (max_connections) or at tcp_max_connections_per_client for the client's address (per_client).", "reason")
+	descCookies    = desc("dns_cookie_requests_total", "DNS queries by what their COOKIE option showed (RFC 7873): client_only, valid or invalid server cookie, or malformed; queries without one are not counted.", "result")
 	descRRL        = desc("dns_rrl_limited_total", "UDP replies withheld by response rate limiting: dropped, or slipped (sent truncated for the client to retry over TCP).", "action")
 
 	descPoolAnswers  = desc("pool_answers_total", "Pool answers, by the pool that gave them and the datacenter of their first address (none: no address).", "zone", "pool", "datacenter")
@@ -50,7 +51,7 @@ type collector Server
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descRequests, descResponses, descDuration, descDO, descTruncated, descECS,
-		descPanics, descTCPConns, descTCPRefused, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
+		descPanics, descTCPConns, descTCPRefused, descCookies, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
 		descPoolActive, descPoolHealthy, descSnapVersion, descSnapTime, descSnapZones, descGeoBuild,
 	} {
 		ch <- d
@@ -69,6 +70,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTCPConns, float64(s.tcpOpen.Load()))
 	counter(descTCPRefused, s.tcpRefused[refusedMax].Load(), "max_connections")
 	counter(descTCPRefused, s.tcpRefused[refusedPerClient].Load(), "per_client")
+	if s.cookies != nil {
+		for st := cookieClientOnly; st < numCookieStates; st++ {
+			counter(descCookies, s.cookies.counts[st].Load(), cookieStateNames[st])
+		}
+	}
 	if s.rrl != nil {
 		counter(descRRL, s.rrl.dropped.Load(), "drop")
 		counter(descRRL, s.rrl.slipped.Load(), "slip")

@@ -187,32 +187,42 @@ func TestMalformedAndUnsupported(t *testing.T) {
 	ecsTooLong := []byte{0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 11, 0, 8, 0, 7, 0, 1, 33, 0, 1, 2, 3}
 	ecsBitsSet := []byte{0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 11, 0, 8, 0, 7, 0, 1, 20, 0, 81, 2, 69}
 	opt := []byte{0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0}
+	badCookie := []byte{0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 13, 0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9} // 9 octets
+	ownerNotRoot := []byte{1, 'x', 0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0}
 	for _, tc := range []struct {
-		name  string
-		pkt   []byte
-		rcode int // -1: no reply
+		name     string
+		pkt      []byte
+		rcode    int  // -1: no reply
+		opt      bool // the reply carries an OPT (RFC 6891 section 6.1.1)
+		question bool // and the question
 	}{
-		{"NOTIFY is not implemented", rawQuery(1, 4<<11, 1, "example.com.", dns.TypeSOA, nil, 0), dns.RcodeNotImplemented},
-		{"UPDATE is not implemented", rawQuery(2, 5<<11, 1, "example.com.", dns.TypeSOA, nil, 0), dns.RcodeNotImplemented},
-		{"QDCOUNT 0", rawQuery(3, 0, 0, "", 0, nil, 0), dns.RcodeFormatError},
-		{"QDCOUNT 2", rawQuery(4, 0, 2, "www.example.com.", dns.TypeA, nil, 0), dns.RcodeFormatError},
-		{"malformed OPT", rawQuery(5, 0, 1, "www.example.com.", dns.TypeA, badOPT, 1), dns.RcodeFormatError},
-		{"two OPTs", rawQuery(6, 0, 1, "www.example.com.", dns.TypeA, append(append([]byte{}, opt...), opt...), 2), dns.RcodeFormatError},
-		{"ECS prefix longer than address", rawQuery(7, 0, 1, "www.example.com.", dns.TypeA, ecsTooLong, 1), dns.RcodeFormatError},
-		{"ECS bits beyond prefix", rawQuery(8, 0, 1, "www.example.com.", dns.TypeA, ecsBitsSet, 1), dns.RcodeFormatError},
-		{"truncated question", rawQuery(9, 0, 1, "www.example.com.", dns.TypeA, nil, 0)[:20], dns.RcodeFormatError},
+		{"NOTIFY is not implemented", rawQuery(1, 4<<11, 1, "example.com.", dns.TypeSOA, nil, 0), dns.RcodeNotImplemented, false, true},
+		{"UPDATE is not implemented", rawQuery(2, 5<<11, 1, "example.com.", dns.TypeSOA, nil, 0), dns.RcodeNotImplemented, false, true},
+		{"opcode 3 with OPT", rawQuery(13, 3<<11, 1, "example.com.", dns.TypeSOA, opt, 1), dns.RcodeNotImplemented, true, true},
+		{"NOTIFY with OPT", rawQuery(14, 4<<11, 1, "example.com.", dns.TypeSOA, opt, 1), dns.RcodeNotImplemented, true, true},
+		{"QDCOUNT 0", rawQuery(3, 0, 0, "", 0, nil, 0), dns.RcodeFormatError, false, false},
+		{"QDCOUNT 0 with OPT", rawQuery(15, 0, 0, "", 0, opt, 1), dns.RcodeFormatError, true, false},
+		{"QDCOUNT 2", rawQuery(4, 0, 2, "www.example.com.", dns.TypeA, nil, 0), dns.RcodeFormatError, false, false},
+		{"QDCOUNT 2 with OPT", rawQuery(16, 0, 2, "www.example.com.", dns.TypeA, opt, 1), dns.RcodeFormatError, true, false},
+		{"malformed OPT", rawQuery(5, 0, 1, "www.example.com.", dns.TypeA, badOPT, 1), dns.RcodeFormatError, false, true},
+		{"OPT owner not the root", rawQuery(17, 0, 1, "www.example.com.", dns.TypeA, ownerNotRoot, 1), dns.RcodeFormatError, false, true},
+		{"two OPTs", rawQuery(6, 0, 1, "www.example.com.", dns.TypeA, append(append([]byte{}, opt...), opt...), 2), dns.RcodeFormatError, false, true},
+		{"ECS prefix longer than address", rawQuery(7, 0, 1, "www.example.com.", dns.TypeA, ecsTooLong, 1), dns.RcodeFormatError, true, true},
+		{"ECS bits beyond prefix", rawQuery(8, 0, 1, "www.example.com.", dns.TypeA, ecsBitsSet, 1), dns.RcodeFormatError, true, true},
+		{"cookie of 9 octets", rawQuery(18, 0, 1, "www.example.com.", dns.TypeA, badCookie, 1), dns.RcodeFormatError, true, true},
+		{"truncated question", rawQuery(9, 0, 1, "www.example.com.", dns.TypeA, nil, 0)[:20], dns.RcodeFormatError, false, false},
 		{"class CH refused", func() []byte {
 			p := rawQuery(10, 0, 1, "version.bind.", dns.TypeTXT, nil, 0)
 			p[len(p)-1] = 3
 			return p
-		}(), dns.RcodeRefused},
-		{"a response is never answered", rawQuery(11, flagQR, 1, "www.example.com.", dns.TypeA, nil, 0), -1},
-		{"short packet is dropped", []byte{1, 2, 3}, -1},
-		{"empty packet is dropped", []byte{}, -1},
+		}(), dns.RcodeRefused, false, true},
+		{"a response is never answered", rawQuery(11, flagQR, 1, "www.example.com.", dns.TypeA, nil, 0), -1, false, false},
+		{"short packet is dropped", []byte{1, 2, 3}, -1, false, false},
+		{"empty packet is dropped", []byte{}, -1, false, false},
 		// Octets after the sections the header counts are ignored, as
 		// most servers do. Over UDP the kernel cuts this datagram at
 		// maxQuerySize (4096); the answer is the same as over TCP.
-		{"query with 5000 octets of trailing garbage", append(rawQuery(12, 0, 1, "www.example.com.", dns.TypeA, nil, 0), make([]byte, 5000)...), dns.RcodeSuccess},
+		{"query with 5000 octets of trailing garbage", append(rawQuery(12, 0, 1, "www.example.com.", dns.TypeA, nil, 0), make([]byte, 5000)...), dns.RcodeSuccess, false, true},
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			t.Run(network+"/"+tc.name, func(t *testing.T) {
@@ -230,6 +240,12 @@ func TestMalformedAndUnsupported(t *testing.T) {
 				if r.Id != binary.BigEndian.Uint16(tc.pkt) || r.Rcode != tc.rcode || !r.Response {
 					t.Errorf("id %d rcode %s QR %v, want id %d rcode %s", r.Id, dns.RcodeToString[r.Rcode], r.Response,
 						binary.BigEndian.Uint16(tc.pkt), dns.RcodeToString[tc.rcode])
+				}
+				if (r.IsEdns0() != nil) != tc.opt || (len(r.Question) == 1) != tc.question || len(r.Question) > 1 {
+					t.Errorf("OPT %v, %d questions; want OPT %v, question %v", r.IsEdns0() != nil, len(r.Question), tc.opt, tc.question)
+				}
+				if r.Opcode != int(tc.pkt[2]>>3&0xF) {
+					t.Errorf("opcode %d, want the query's %d", r.Opcode, tc.pkt[2]>>3&0xF)
 				}
 			})
 		}

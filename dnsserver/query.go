@@ -23,8 +23,13 @@ const (
 	optECS  = 8 // RFC 7871
 )
 
-// errFormat marks a query the server answers with FORMERR.
-var errFormat = errors.New("malformed query")
+// errFormat marks a query the server answers with FORMERR; errNoQuestion
+// one that is well formed but has no question, which only a query for a
+// server cookie may be (RFC 7873 section 5.4).
+var (
+	errFormat     = errors.New("malformed query")
+	errNoQuestion = errors.New("no question")
+)
 
 // query is a parsed request. It holds slices into the packet and a
 // lower-cased copy of the name; one lives in each worker and is reused,
@@ -45,6 +50,9 @@ type query struct {
 	nsid    bool
 	ecs     ecs
 	scope   uint8 // ECS SCOPE PREFIX-LENGTH of the reply
+	cookie  cookie
+	// cookiesOn is set when the server answers cookies.
+	cookiesOn bool
 
 	// What the statistics need of the reply: the zone's counters (nil
 	// outside our zones) and the rcode sent.
@@ -97,16 +105,27 @@ func (q *query) parseHeader(pkt []byte) bool {
 }
 
 // parseBody reads the question and the additional section after the header
-// has been accepted. Any structural error yields errFormat.
+// has been accepted. Any structural error yields errFormat. The OPT record
+// is read even when the question section is wrong, so that the FORMERR
+// reply can carry one (RFC 6891 section 6.1.1); q.edns is left false when
+// the OPT record itself is the malformation.
 func (q *query) parseBody(pkt []byte) error {
 	q.edns, q.nsid, q.do, q.ecs.present, q.scope = false, false, false, false, 0
+	q.cookie.state = cookieNone
 	q.question, q.lname = nil, nil
-	if q.qdcount != 1 {
-		return errFormat
-	}
-	off, err := q.parseQuestion(pkt, headerLen)
-	if err != nil {
-		return err
+	off := headerLen
+	var err error
+	for i := 0; i < int(q.qdcount); i++ {
+		if q.qdcount == 1 {
+			off, err = q.parseQuestion(pkt, off)
+		} else if off, err = skipName(pkt, off); err == nil {
+			if off += 4; off > len(pkt) {
+				err = errFormat
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	an := int(binary.BigEndian.Uint16(pkt[6:]))
 	ns := int(binary.BigEndian.Uint16(pkt[8:]))
@@ -116,17 +135,32 @@ func (q *query) parseBody(pkt []byte) error {
 			return err
 		}
 	}
+	var optErr error
 	for i := 0; i < ar; i++ {
 		start := off
 		var typ uint16
 		if off, typ, err = skipRR(pkt, off); err != nil {
+			q.edns = false // cannot tell what else is wrong
 			return err
 		}
 		if typ == 41 {
-			if err := q.parseOPT(pkt[start:off]); err != nil {
-				return err
+			if q.edns {
+				// Two OPT records (RFC 6891 section 6.1.1): neither is ours to echo.
+				q.edns = false
+				return errFormat
+			}
+			if err := q.parseOPT(pkt[start:off]); err != nil && optErr == nil {
+				optErr = err
 			}
 		}
+	}
+	switch {
+	case optErr != nil:
+		return optErr
+	case q.qdcount == 0:
+		return errNoQuestion
+	case q.qdcount != 1:
+		return errFormat
 	}
 	return nil
 }
@@ -212,39 +246,54 @@ func skipName(pkt []byte, off int) (int, error) {
 	}
 }
 
-// parseOPT reads an OPT pseudo-record (RFC 6891 section 6.1.2). A second
-// OPT or an OPT with a non-root owner is a format error (section 6.1.1).
+// parseOPT reads an OPT pseudo-record (RFC 6891 section 6.1.2). An OPT
+// with a non-root owner or options that overrun it is a format error that
+// leaves q.edns false (section 6.1.1); a malformed client subnet or cookie
+// is one that keeps it, as the OPT itself is sound.
 func (q *query) parseOPT(rr []byte) error {
-	if q.edns || len(rr) < 11 || rr[0] != 0 {
+	if len(rr) < 11 || rr[0] != 0 {
 		return errFormat
+	}
+	opts := rr[11:]
+	for o := opts; len(o) > 0; {
+		if len(o) < 4 || 4+int(binary.BigEndian.Uint16(o[2:])) > len(o) {
+			return errFormat
+		}
+		o = o[4+int(binary.BigEndian.Uint16(o[2:])):]
 	}
 	q.edns = true
 	q.udpSize = binary.BigEndian.Uint16(rr[3:])
 	q.version = rr[6]
 	q.do = rr[7]&0x80 != 0
-	opts := rr[11:]
+	var bad error
 	for len(opts) > 0 {
-		if len(opts) < 4 {
-			return errFormat
-		}
 		code := binary.BigEndian.Uint16(opts)
 		l := int(binary.BigEndian.Uint16(opts[2:]))
-		if 4+l > len(opts) {
-			return errFormat
-		}
 		data := opts[4 : 4+l]
 		switch code {
 		case optNSID:
 			q.nsid = true
 		case optECS:
 			if err := q.ecs.parse(data); err != nil {
-				return err
+				bad = err
+			}
+		case optCookie:
+			if !q.cookiesOn {
+				break // cookies off: an unknown option (RFC 7873 section 5.1)
+			}
+			if q.cookie.state != cookieNone {
+				q.cookie.state = cookieMalformed // two cookies
+			} else {
+				q.cookie.parse(data)
+			}
+			if q.cookie.state == cookieMalformed {
+				bad = errFormat // RFC 7873 section 5.2.2
 			}
 		}
 		// Unknown options are ignored (RFC 6891 section 6.1.2).
 		opts = opts[4+l:]
 	}
-	return nil
+	return bad
 }
 
 // parse validates a client subnet option. A source prefix longer than the

@@ -25,27 +25,54 @@ const (
 // octets on TCP and advertisedUDPSize on UDP. It never allocates.
 //
 // respond is a flat list of guards, each answering one RFC case, ending in
-// the lookup of the snapshot loaded once for this query.
+// the lookup of the snapshot loaded once for this query. Rate limiting
+// decides right after parsing, before any reply is built, so that a flood
+// costs a parse per packet, not a lookup and a reply.
 func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []byte {
 	if !q.parseHeader(pkt) {
 		return nil
 	}
-	if op := q.opcode(); op != dns.OpcodeQuery {
-		return s.errorReply(q, out, dns.RcodeNotImplemented) // NOTIFY, UPDATE and the rest
+	err := q.parseBody(pkt)
+	limit := q.limit(tcp)
+	if q.cookie.state == cookieClientOnly || q.cookie.state == cookieMalformed {
+		s.cookies.check(&q.cookie, src)
 	}
-	if err := q.parseBody(pkt); err != nil {
-		return s.errorReply(q, out, dns.RcodeFormatError)
-	}
-	limit := maxTCPSize
-	if !tcp {
-		limit = minUDPSize
-		if q.edns && q.udpSize > minUDPSize {
-			limit = min(int(q.udpSize), advertisedUDPSize)
+	if s.rrl != nil && !tcp && q.cookie.state != cookieValid {
+		// A valid server cookie shows the client receives replies at its
+		// address, so it is no spoofed victim (RFC 7873 section 5.2.5).
+		switch s.rrl.check(src) {
+		case rrlDrop:
+			return nil
+		case rrlSlip:
+			return s.slipReply(q, out, limit)
 		}
+	}
+	if op := q.opcode(); op != dns.OpcodeQuery {
+		return s.reply(q, out, nil, dns.RcodeNotImplemented, limit) // NOTIFY, UPDATE and the rest
+	}
+	switch err {
+	case nil:
+	case errNoQuestion:
+		if q.cookie.state == cookieClientOnly || q.cookie.state == cookieValid {
+			// A query for a server cookie (RFC 7873 section 5.4).
+			return s.reply(q, out, nil, dns.RcodeSuccess, limit)
+		}
+		if q.cookie.state == cookieInvalid {
+			return s.reply(q, out, nil, dns.RcodeBadCookie, limit)
+		}
+		return s.reply(q, out, nil, dns.RcodeFormatError, limit)
+	default:
+		return s.reply(q, out, nil, dns.RcodeFormatError, limit)
 	}
 	if q.edns && q.version > 0 {
 		// RFC 6891 section 6.1.3: BADVERS, and our highest version (0) in the OPT.
 		return s.reply(q, out, nil, dns.RcodeBadVers, limit)
+	}
+	if q.cookie.state == cookieInvalid && !tcp {
+		// A server cookie we did not make, or too old: the client retries
+		// with the fresh one in this reply (RFC 7873 sections 5.2.3, 5.2.4).
+		// Over TCP the address is proven and the query is answered.
+		return s.reply(q, out, nil, dns.RcodeBadCookie, limit)
 	}
 	if q.qclass != dns.ClassINET {
 		return s.reply(q, out, nil, dns.RcodeRefused, limit)
@@ -69,9 +96,22 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 	return s.reply(q, out, a, a.Rcode, limit)
 }
 
-// errorReply answers a query whose question could not be used: header
-// only, as the question may be what was wrong.
-func (s *Server) errorReply(q *query, out []byte, rcode int) []byte {
+// limit is the largest reply q may get: 512 octets over UDP without EDNS
+// (RFC 1035 section 2.3.4), the client's EDNS buffer size up to ours, and
+// a whole message over TCP.
+func (q *query) limit(tcp bool) int {
+	if tcp {
+		return maxTCPSize
+	}
+	if q.edns && q.udpSize > minUDPSize {
+		return min(int(q.udpSize), advertisedUDPSize)
+	}
+	return minUDPSize
+}
+
+// headerReply answers with a header alone, the question and opcode
+// echoed: the reply of last resort, when answering failed.
+func (s *Server) headerReply(q *query, out []byte, rcode int) []byte {
 	q.rcode = rcode
 	out = out[:headerLen]
 	binary.BigEndian.PutUint16(out, q.id)
@@ -80,12 +120,13 @@ func (s *Server) errorReply(q *query, out []byte, rcode int) []byte {
 	return out
 }
 
-// reply writes header, question, the answer's sections (if any) and an OPT
-// record when the query had one, shedding the additional section or
-// setting TC when the whole does not fit in limit.
+// reply writes header, question (when it could be read), the answer's
+// sections (if any) and an OPT record when the query had a sound one (RFC
+// 6891 section 6.1.1: also with FORMERR and NOTIMP), shedding the
+// additional section or setting TC when the whole does not fit in limit.
 func (s *Server) reply(q *query, out []byte, a *zones.Answer, rcode int, limit int) []byte {
 	q.rcode = rcode
-	flags := flagQR | q.flags&(flagRD|flagCD) | uint16(rcode&0xF)
+	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF)
 	var wire []byte
 	var count [3]uint16
 	if a != nil {
@@ -106,7 +147,11 @@ func (s *Server) reply(q *query, out []byte, a *zones.Answer, rcode int, limit i
 	out = out[:headerLen]
 	binary.BigEndian.PutUint16(out, q.id)
 	binary.BigEndian.PutUint16(out[2:], flags)
-	binary.BigEndian.PutUint16(out[4:], 1)
+	var qd uint16
+	if q.question != nil {
+		qd = 1
+	}
+	binary.BigEndian.PutUint16(out[4:], qd)
 	binary.BigEndian.PutUint16(out[6:], count[0])
 	binary.BigEndian.PutUint16(out[8:], count[1])
 	arcount := count[2]
@@ -134,6 +179,9 @@ func (s *Server) optLen(q *query) int {
 	if q.ecs.present {
 		n += 4 + 4 + (int(q.ecs.source)+7)/8
 	}
+	if q.cookie.answered() {
+		n += 4 + clientCookieLen + serverCookieLen
+	}
 	return n
 }
 
@@ -141,7 +189,8 @@ func (s *Server) optLen(q *query) int {
 // size, the upper bits of the extended rcode, version 0, the DO bit echoed
 // (RFC 3225 section 3), NSID when asked for and configured (RFC 5001) and
 // the client subnet echoed with the scope the answer holds for: 0 for
-// answers that do not depend on the client (RFC 7871 section 7.2.1).
+// answers that do not depend on the client (RFC 7871 section 7.2.1), and
+// the client's cookie with our server cookie (RFC 7873 section 5.2).
 func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 	out = append(out, 0, 0, 41, byte(advertisedUDPSize>>8), byte(advertisedUDPSize&0xFF))
 	var doBit byte
@@ -159,6 +208,11 @@ func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 		n := (int(e.source) + 7) / 8
 		out = append(out, 0, optECS, 0, byte(4+n), byte(e.family>>8), byte(e.family), e.source, q.scope)
 		out = append(out, e.addr[:n]...)
+	}
+	if c := &q.cookie; c.answered() {
+		out = append(out, 0, optCookie, 0, clientCookieLen+serverCookieLen)
+		out = append(out, c.client[:]...)
+		out = append(out, c.out[:]...)
 	}
 	binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
 	return out

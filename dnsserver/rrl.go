@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/miekg/dns"
 )
 
 // Response rate limiting (RRL) for UDP, after the scheme BIND and Knot
@@ -145,14 +147,19 @@ func (l *limiter) network(a netip.Addr) uint64 {
 	return x
 }
 
-// slipReply is the truncated, empty reply sent instead of a limited one,
-// for the client to retry over TCP (RFC 7766 section 6.1.3); nil when the
-// query's question could not be read.
-func (s *Server) slipReply(q *query, out []byte) []byte {
+// slipReply is the reply sent instead of a limited one: for a client that
+// sent a cookie, BADCOOKIE with a fresh server cookie, for it to retry
+// over UDP with a cookie that is not limited (RFC 7873 section 5.2.3);
+// for others an empty reply with TC set, for them to retry over TCP (RFC
+// 7766 section 6.1.3). nil when the query's question could not be read.
+func (s *Server) slipReply(q *query, out []byte, limit int) []byte {
 	if q.question == nil {
 		return nil
 	}
-	return s.reply(q, out[:0], truncated, q.rcode, minUDPSize)
+	if q.cookie.answered() {
+		return s.reply(q, out, nil, dns.RcodeBadCookie, limit)
+	}
+	return s.reply(q, out, truncated, dns.RcodeSuccess, minUDPSize)
 }
 
 // check accounts one reply to client and says what to do with it.

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,49 @@ func TestRRLConfig(t *testing.T) {
 	}
 	if d := DefaultRRL(); d.validate() != nil || (RRLConfig{}).validate() != nil {
 		t.Error("default or zero RRL config refused")
+	}
+}
+
+// TestRRLDecidesBeforeAnswering floods a pool name: the limited queries
+// are judged before an answer is chosen, so the pool counts only the
+// answers sent, and the zone's statistics only the queries answered.
+func TestRRLDecidesBeforeAnswering(t *testing.T) {
+	cfg := Config{RRL: DefaultRRL()}
+	cfg.RRL.ResponsesPerSecond, cfg.RRL.Slip = 5, 0
+	s, addr := startServer(t, cfg, poolSnapshot(t, testPool("www.svc.example.")))
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range 40 {
+		m := newQuery("www.svc.example.", dns.TypeA)
+		m.Id = uint16(i + 1)
+		pkt, _ := m.Pack()
+		if _, err := conn.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answered := 0
+	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	buf := make([]byte, 2048)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			break
+		}
+		answered++
+	}
+	got := scrape(t, s)
+	var pool float64
+	for k, v := range got {
+		if strings.HasPrefix(k, "meridian_pool_answers_total{") {
+			pool += v
+		}
+	}
+	if answered != 5 || pool != 5 || got[`meridian_dns_rrl_limited_total{action=drop}`] != 35 {
+		t.Errorf("40 queries at once at 5/s: %d answered, %v pool answers chosen, %v dropped; want 5, 5, 35", answered, pool, got[`meridian_dns_rrl_limited_total{action=drop}`])
+	}
+	if zone := got[`meridian_dns_responses_total{rcode=NOERROR,zone=svc.example.}`]; zone != 5 {
+		t.Errorf("zone svc.example. counted %v replies, want the 5 answered", zone)
 	}
 }

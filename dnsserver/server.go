@@ -38,6 +38,7 @@ type Server struct {
 	stats      *statsTable // under mu
 	tap        Tap         // set before Serve; nil: off
 	rrl        *limiter    // nil: off
+	cookies    *cookieJar  // nil: off
 }
 
 // Tap receives each packet answered and its reply (nil when none was
@@ -61,7 +62,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.UDPWorkers == 0 {
 		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
-	return &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL)}, nil
+	return &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL), cookies: newCookieJar(cfg.Cookies)}, nil
 }
 
 // Publish makes snap the snapshot every following query is answered from.
@@ -223,16 +224,9 @@ func (s *Server) close() {
 // counts it.
 func (s *Server) handle(q *query, out, pkt []byte, tcp bool, client netip.AddrPort, start int64) []byte {
 	q.zs, q.qtype, q.rcode, q.do, q.ecs.present = nil, 0, 0, false, false
+	q.cookiesOn = s.cookies != nil
 	src := client.Addr()
 	reply := s.safeRespond(q, out, pkt, tcp, src)
-	if s.rrl != nil && !tcp && reply != nil {
-		switch s.rrl.check(src) {
-		case rrlDrop:
-			reply = nil
-		case rrlSlip:
-			reply = s.slipReply(q, out)
-		}
-	}
 	s.record(q, reply, tcp, src, start)
 	if s.tap != nil {
 		s.tap(pkt, reply, client, q.local, tcp)
@@ -249,7 +243,7 @@ func (s *Server) safeRespond(q *query, out, pkt []byte, tcp bool, src netip.Addr
 			s.panics.Add(1)
 			reply = nil
 			if q.parseHeader(pkt) {
-				reply = s.errorReply(q, out, dns.RcodeServerFailure)
+				reply = s.headerReply(q, out, dns.RcodeServerFailure)
 			}
 		}
 	}()

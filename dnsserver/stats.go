@@ -60,6 +60,7 @@ func typeName(i int) string {
 var statRcodes = [...]int{
 	dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure,
 	dns.RcodeNameError, dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers,
+	dns.RcodeBadCookie,
 }
 
 const numRcodes = len(statRcodes) + 1 // the last is "other", which we never send
@@ -68,8 +69,11 @@ func rcodeIndex(rcode int) int {
 	if rcode >= 0 && rcode <= dns.RcodeRefused {
 		return rcode
 	}
-	if rcode == dns.RcodeBadVers {
+	switch rcode {
+	case dns.RcodeBadVers:
 		return 6
+	case dns.RcodeBadCookie:
+		return 7
 	}
 	return numRcodes - 1
 }

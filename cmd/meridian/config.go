@@ -99,6 +99,47 @@ type dnsConfig struct {
 	Lameduck time.Duration `mapstructure:"lameduck"`
 	// RRL (dns.rrl) limits UDP replies per client network.
 	RRL rrlConfig `mapstructure:"rrl"`
+	// Cookies (dns.cookies) configures DNS cookies (RFC 7873).
+	Cookies cookiesConfig `mapstructure:"cookies"`
+}
+
+// cookiesConfig is the "dns.cookies" section: DNS cookies (RFC 7873) with
+// interoperable server cookies (RFC 9018).
+type cookiesConfig struct {
+	// Enabled (dns.cookies.enabled) answers COOKIE options; off, they are
+	// ignored like any unknown option.
+	Enabled bool `mapstructure:"enabled"`
+	// Secret (dns.cookies.secret) is the 128-bit secret, in hex, that
+	// makes server cookies; empty means a random one at each start. The
+	// servers of a fleet behind one address share it.
+	Secret string `mapstructure:"secret"`
+	// AcceptSecrets (dns.cookies.accept_secrets) are further secrets whose
+	// cookies stay valid: the old one during a rollover, or the next one
+	// before it is made the secret.
+	AcceptSecrets []string `mapstructure:"accept_secrets"`
+}
+
+// parse returns the dnsserver configuration of the cookies section.
+func (c cookiesConfig) parse() (dnsserver.CookieConfig, error) {
+	out := dnsserver.CookieConfig{Disabled: !c.Enabled}
+	if c.Secret != "" {
+		k, err := dnsserver.ParseCookieSecret(c.Secret)
+		if err != nil {
+			return out, fmt.Errorf("dns.cookies.secret: %w", err)
+		}
+		out.Secret = k
+	}
+	for i, s := range c.AcceptSecrets {
+		k, err := dnsserver.ParseCookieSecret(s)
+		if err != nil {
+			return out, fmt.Errorf("dns.cookies.accept_secrets[%d]: %w", i, err)
+		}
+		out.Accept = append(out.Accept, k)
+	}
+	if len(out.Accept) > 0 && c.Secret == "" {
+		return out, fmt.Errorf("dns.cookies.accept_secrets: set dns.cookies.secret too; a random secret cannot be rolled over")
+	}
+	return out, nil
 }
 
 // rrlConfig is the "dns.rrl" section: response rate limiting
@@ -266,6 +307,9 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dns.rrl.ipv6_prefix", rrl.IPv6Prefix)
 	v.SetDefault("dns.rrl.table_size", rrl.TableSize)
 	v.SetDefault("dns.rrl.exempt", []string{})
+	v.SetDefault("dns.cookies.enabled", true)
+	v.SetDefault("dns.cookies.secret", "")
+	v.SetDefault("dns.cookies.accept_secrets", []string{})
 	v.SetDefault("zones.files", []string{})
 	v.SetDefault("store.database", "")
 	v.SetDefault("store.cache_file", "")
@@ -403,6 +447,9 @@ func (c *config) validate() error {
 	if _, err := c.DNS.RRL.exempt(); err != nil {
 		return err
 	}
+	if _, err := c.DNS.Cookies.parse(); err != nil {
+		return err
+	}
 	srv := c.server()
 	return srv.Validate()
 }
@@ -422,7 +469,8 @@ func (r rrlConfig) exempt() ([]netip.Prefix, error) {
 
 // server returns the dnsserver configuration.
 func (c *config) server() dnsserver.Config {
-	exempt, _ := c.DNS.RRL.exempt() // checked by validate
+	exempt, _ := c.DNS.RRL.exempt()    // checked by validate
+	cookies, _ := c.DNS.Cookies.parse() // likewise
 	return dnsserver.Config{
 		Listen:               c.DNS.Listen,
 		NSID:                 c.DNS.NSID,
@@ -439,6 +487,7 @@ func (c *config) server() dnsserver.Config {
 			TableSize:          c.DNS.RRL.TableSize,
 			Exempt:             exempt,
 		},
+		Cookies: cookies,
 	}
 }
 

@@ -154,6 +154,8 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-log-level.bad.yaml", `log.level`},
 		{"bad-rrl-exempt.bad.yaml", `dns.rrl.exempt: "192.0.2.1/40" is not a network`},
 		{"bad-rrl-slip.bad.yaml", `rrl slip`},
+		{"bad-cookie-secret.bad.yaml", `dns.cookies.secret: a cookie secret is 32 hexadecimal digits`},
+		{"cookie-accept-without-secret.bad.yaml", `dns.cookies.accept_secrets: set dns.cookies.secret too`},
 		{"bare-duration.bad.yaml", `store.poll_interval: 5ns is less than a millisecond`},
 		{"no-zones.bad.yaml", "no zone files"},
 		{"not-yaml.bad.yaml", "not-yaml.bad.yaml"},
