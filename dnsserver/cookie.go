@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-		"net/netip"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"

@@ -469,7 +469,7 @@ func (r rrlConfig) exempt() ([]netip.Prefix, error) {
 
 // server returns the dnsserver configuration.
 func (c *config) server() dnsserver.Config {
-	exempt, _ := c.DNS.RRL.exempt()    // checked by validate
+	exempt, _ := c.DNS.RRL.exempt()     // checked by validate
 	cookies, _ := c.DNS.Cookies.parse() // likewise
 	return dnsserver.Config{
 		Listen:               c.DNS.Listen,
