@@ -83,8 +83,28 @@ var authoritativeCases = []Case{
 	{Name: "glue is not authoritative data", Qname: "ns1.sub.example.com.", Qtype: dns.TypeA, NoAA: true,
 		Ns:    []string{"sub.example.com. 3600 IN NS ns1.sub.example.com.", "sub.example.com. 3600 IN NS ns.elsewhere.net."},
 		Extra: []string{"ns1.sub.example.com. 3600 IN A 192.0.2.200"}},
+	// RFC 1034 section 4.3.2: the chain (authoritative) restarts at a
+	// name below a cut, which yields the referral (step 3b).
+	{Name: "CNAME into a delegation", Qname: "todeleg.example.com.", Qtype: dns.TypeA,
+		Answer: []string{"todeleg.example.com. 3600 IN CNAME host.sub.example.com."},
+		Ns:     []string{"sub.example.com. 3600 IN NS ns1.sub.example.com.", "sub.example.com. 3600 IN NS ns.elsewhere.net."},
+		Extra:  []string{"ns1.sub.example.com. 3600 IN A 192.0.2.200"}},
+	{Name: "CNAME to a delegation point", Qname: "tocut.example.com.", Qtype: dns.TypeMX,
+		Answer: []string{"tocut.example.com. 3600 IN CNAME sub.example.com."},
+		Ns:     []string{"sub.example.com. 3600 IN NS ns1.sub.example.com.", "sub.example.com. 3600 IN NS ns.elsewhere.net."},
+		Extra:  []string{"ns1.sub.example.com. 3600 IN A 192.0.2.200"}},
+	{Name: "CNAME to a delegation point, DS from the parent", Qname: "tocut.example.com.", Qtype: dns.TypeDS,
+		Answer: []string{"tocut.example.com. 3600 IN CNAME sub.example.com."}, Ns: []string{negSOA}},
 	{Name: "DS at cut answered by parent", Qname: "sub.example.com.", Qtype: dns.TypeDS,
 		Ns: []string{negSOA}},
+	// RFC 4343: case folds in ASCII only; \195\137 is É in UTF-8, and
+	// é (\195\169) is another name.
+	{Name: "octets above 127 match exactly", Qname: "caf\\195\\137.example.com.", Qtype: dns.TypeA,
+		Answer: []string{"caf\\195\\137.example.com. 3600 IN A 192.0.2.77"}},
+	{Name: "ASCII letters fold next to octets above 127", Qname: "CAF\\195\\137.EXAMPLE.com.", Qtype: dns.TypeA,
+		Answer: []string{"caf\\195\\137.example.com. 3600 IN A 192.0.2.77"}},
+	{Name: "no Unicode case folding", Qname: "caf\\195\\169.example.com.", Qtype: dns.TypeA,
+		Rcode: dns.RcodeNameError, Ns: []string{negSOA}},
 	{Name: "ANY answered with one RRset (RFC 8482)", Qname: "www.example.com.", Qtype: dns.TypeANY,
 		Answer: []string{"www.example.com. 300 IN A 192.0.2.1"}},
 	{Name: "outside our zones", Qname: "www.example.org.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},

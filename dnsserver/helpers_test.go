@@ -43,6 +43,9 @@ x.a.b    A     192.0.2.7
 sub      NS    ns1.sub
 sub      NS    ns.elsewhere.net.
 ns1.sub  A     192.0.2.200
+todeleg  CNAME host.sub
+tocut    CNAME sub
+caf\195\137 A 192.0.2.77
 `
 
 // bigTXT returns n TXT records at big.example.com., too many for UDP.

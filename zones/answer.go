@@ -110,7 +110,11 @@ func (b *builder) cnameAnswers(n *node, cn []dns.RR, owner string, exact bool) {
 			return
 		}
 		seen[target] = true
-		tn, rcode := b.resolve(target)
+		tn, cut, rcode := b.resolve(target)
+		if cut != nil {
+			b.chainToReferral(n, chain, cut, target, owner, exact)
+			return
+		}
 		if tn == nil {
 			if rcode == dns.RcodeNameError {
 				n.other = b.packFor(&Answer{Rcode: rcode, Authoritative: true, Answer: chain, Ns: []dns.RR{b.soa}}, owner, exact)
@@ -145,26 +149,22 @@ func (b *builder) cnameAnswers(n *node, cn []dns.RR, owner string, exact bool) {
 
 // resolve looks up a CNAME target inside the zone at build time. It
 // returns the node holding the target's data (for a wildcard match, a copy
-// of the wildcard's records renamed to target), or nil with the rcode the
-// chain ends in: NXDOMAIN, or NOERROR for a target below a zone cut,
-// which the resolver must follow itself.
-func (b *builder) resolve(target string) (*node, int) {
+// of the wildcard's records renamed to target); or the delegation point
+// when the target is at or below a zone cut; or neither, with NXDOMAIN.
+func (b *builder) resolve(target string) (*node, *node, int) {
+	if cut := b.topCut(target); cut != nil {
+		return nil, cut, dns.RcodeSuccess
+	}
 	if n := b.t.node(target); n != nil {
-		if n.referral != nil {
-			return nil, dns.RcodeSuccess
-		}
-		return n, dns.RcodeSuccess
+		return n, nil, dns.RcodeSuccess
 	}
 	for name := parentName(target); name != ""; name = parentName(name) {
 		enc := b.t.node(name)
 		if enc == nil {
 			continue
 		}
-		if enc.referral != nil || enc.wildcard == nil {
-			if enc.referral != nil {
-				return nil, dns.RcodeSuccess
-			}
-			return nil, dns.RcodeNameError
+		if enc.wildcard == nil {
+			return nil, nil, dns.RcodeNameError
 		}
 		// RFC 4592 section 3.3.1: synthesize from the source of synthesis.
 		syn := &node{name: target, rrsets: map[uint16][]dns.RR{}}
@@ -175,9 +175,33 @@ func (b *builder) resolve(target string) (*node, int) {
 				syn.rrsets[t] = append(syn.rrsets[t], c)
 			}
 		}
-		return syn, dns.RcodeSuccess
+		return syn, nil, dns.RcodeSuccess
 	}
-	return nil, dns.RcodeNameError
+	return nil, nil, dns.RcodeNameError
+}
+
+// chainToReferral sets the answers of a CNAME node whose chain leads to
+// cut's delegation: after restarting at the target, the lookup reaches a
+// zone cut (RFC 1034 section 4.3.2, steps 3a then 3b), so the reply holds
+// the chain, which is ours, then the referral: the child's NS RRset in
+// authority and its glue in additional, required when in-domain (RFC
+// 9471). AA stays set, for the chain, as it goes with the first owner
+// name of the answer (RFC 1035 section 4.1.1). DS at the cut itself is
+// the parent's data and is answered from this zone (RFC 4035 section
+// 3.1.4.1).
+func (b *builder) chainToReferral(n *node, chain []dns.RR, cut *node, target, owner string, exact bool) {
+	ref := b.referral(cut)
+	a := b.packFor(&Answer{Authoritative: true, Answer: chain, Ns: ref.Ns, Extra: ref.Extra, ExtraRequired: ref.ExtraRequired}, owner, exact)
+	n.other = a
+	if target != cut.name {
+		return
+	}
+	if ds := cut.rrsets[dns.TypeDS]; len(ds) > 0 {
+		full := append(append([]dns.RR(nil), chain...), ds...)
+		n.answers[dns.TypeDS] = b.packFor(&Answer{Authoritative: true, Answer: full}, owner, exact)
+	} else {
+		n.answers[dns.TypeDS] = b.packFor(&Answer{Authoritative: true, Answer: chain, Ns: []dns.RR{b.soa}}, owner, exact)
+	}
 }
 
 // additional returns the in-zone A and AAAA records of the names that

@@ -242,11 +242,13 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 // wireKey returns the lower-case wire form of name as a map key.
 func wireKey(name string) (string, error) {
 	buf := make([]byte, 256)
-	off, err := dns.PackDomainName(CanonicalName(name), buf, 0, nil, false)
+	off, err := dns.PackDomainName(dns.Fqdn(name), buf, 0, nil, false)
 	if err != nil {
 		return "", fmt.Errorf("bad name %q: %w", name, err)
 	}
-	return string(buf[:off]), nil
+	// Lower the octets, not the presentation form, so that an escaped
+	// letter (\065) folds too; length octets are below 64, never letters.
+	return lowerASCII(string(buf[:off])), nil
 }
 
 // WireName returns the lower-case wire form of a presentation name, the

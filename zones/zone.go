@@ -75,7 +75,29 @@ func (es Errors) errorOrNil() error {
 // used for every lookup key in this package (RFC 4343: DNS names compare
 // case-insensitively).
 func CanonicalName(name string) string {
-	return strings.ToLower(dns.Fqdn(name))
+	return lowerASCII(dns.Fqdn(name))
+}
+
+// lowerASCII maps A-Z to a-z and leaves every other byte alone: DNS names
+// compare case-insensitively in ASCII only (RFC 4343 section 3); octets
+// above 127 are not letters, whatever Unicode would make of them (RFC 4343
+// section 2, RFC 1035 section 2.3.3). strings.ToLower would fold them, and
+// turn bytes that are not UTF-8 into U+FFFD.
+func lowerASCII(s string) string {
+	i := 0
+	for i < len(s) && !('A' <= s[i] && s[i] <= 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if 'A' <= b[i] && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // SOA returns the zone's SOA record, or nil when there is none.
