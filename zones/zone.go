@@ -71,11 +71,54 @@ func (es Errors) errorOrNil() error {
 	return es
 }
 
-// CanonicalName returns name fully qualified and in lower case, the form
-// used for every lookup key in this package (RFC 4343: DNS names compare
-// case-insensitively).
+// CanonicalName returns name fully qualified, in lower case and in one
+// presentation form, the form used for every lookup key in this package:
+// names compare case-insensitively in ASCII only (RFC 4343), and an octet
+// written raw or escaped (\233, \065) is the same octet. Letters,
+// digits, hyphens, underscores and asterisks are written as they are,
+// every other octet as \DDD (RFC 1035 section 5.1).
 func CanonicalName(name string) string {
-	return lowerASCII(dns.Fqdn(name))
+	name = dns.Fqdn(name)
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c != '.' && !plainOctet(c) {
+			return lowerASCII(printForm(name))
+		}
+	}
+	return lowerASCII(name)
+}
+
+func plainOctet(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '*'
+}
+
+// printForm writes name from its wire form, with the escapes of
+// CanonicalName; a name that does not pack is returned as it is, for
+// validation to report.
+func printForm(name string) string {
+	var buf [256]byte
+	if _, err := dns.PackDomainName(name, buf[:], 0, nil, false); err != nil {
+		return name
+	}
+	var b strings.Builder
+	for off := 0; buf[off] != 0; {
+		l := int(buf[off])
+		for _, c := range buf[off+1 : off+1+l] {
+			if plainOctet(c) {
+				b.WriteByte(c)
+			} else {
+				b.WriteByte('\\')
+				b.WriteByte('0' + c/100)
+				b.WriteByte('0' + c/10%10)
+				b.WriteByte('0' + c%10)
+			}
+		}
+		b.WriteByte('.')
+		off += l + 1
+	}
+	if b.Len() == 0 {
+		return "."
+	}
+	return b.String()
 }
 
 // lowerASCII maps A-Z to a-z and leaves every other byte alone: DNS names
