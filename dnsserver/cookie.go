@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/dchest/siphash"
@@ -106,11 +105,11 @@ func (c *cookie) parse(data []byte) {
 	c.state = cookieClientOnly
 }
 
-// cookieJar holds the secrets, as SipHash keys.
+// cookieJar holds the secrets, as SipHash keys. It is immutable: a change
+// of secrets swaps in a new jar (SetCookies).
 type cookieJar struct {
-	keys   [][2]uint64 // keys[0] makes new cookies
-	counts [numCookieStates]atomic.Uint64
-	now    func() uint32 // Unix time; a field for tests
+	keys [][2]uint64   // keys[0] makes new cookies
+	now  func() uint32 // Unix time; a field for tests
 }
 
 func newCookieJar(cfg CookieConfig) *cookieJar {
@@ -128,11 +127,10 @@ func newCookieJar(cfg CookieConfig) *cookieJar {
 	return j
 }
 
-// check decides whether c carries a valid server cookie for client and
-// fills in the server cookie of the reply.
+// check decides whether c, with a client cookie, carries a valid server
+// cookie for client and fills in the server cookie of the reply.
 func (j *cookieJar) check(c *cookie, client netip.Addr) {
 	if c.state != cookieClientOnly {
-		j.counts[c.state].Add(1)
 		return
 	}
 	now := j.now()
@@ -155,12 +153,10 @@ func (j *cookieJar) check(c *cookie, client netip.Addr) {
 				// Recent and made with the current secret: echo it. One
 				// made with an accepted older secret is replaced.
 				copy(c.out[:], c.server[:serverCookieLen])
-				j.counts[cookieValid].Add(1)
 				return
 			}
 		}
 	}
-	j.counts[c.state].Add(1)
 	var head [8]byte
 	head[0] = cookieVersion
 	binary.BigEndian.PutUint32(head[4:], now)
@@ -185,4 +181,11 @@ func (j *cookieJar) hash(k [2]uint64, c *cookie, head []byte, client netip.Addr)
 		n += copy(buf[n:], a[:])
 	}
 	return siphash.Hash(k[0], k[1], buf[:n])
+}
+
+// SetCookies replaces the cookie settings, at any time: a new secret
+// takes effect with the next query, so that a fleet can roll its secret
+// over without a restart (RFC 9018 section 4.3).
+func (s *Server) SetCookies(cfg CookieConfig) {
+	s.cookies.Store(newCookieJar(cfg))
 }

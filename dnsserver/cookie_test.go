@@ -287,3 +287,36 @@ func TestCookieBypassesRRL(t *testing.T) {
 		t.Errorf("25 queries with the valid server cookie, the budget spent: %d answered, %d BADCOOKIE, %d other; want all answered", answered, badcookie, other)
 	}
 }
+
+// TestCookieRollover rolls the secret over on a running server, as a
+// fleet does (RFC 9018 section 4.3), and turns cookies off and on.
+func TestCookieRollover(t *testing.T) {
+	a, b := mustSecret(t, "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"), mustSecret(t, "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b")
+	s, addr := startServer(t, Config{Cookies: CookieConfig{Secret: a}}, testSnapshot(t, 1))
+	ask := func(data []byte) (int, []byte) {
+		r := exchange(t, "udp", addr, withEDNS(newQuery("www.example.com.", dns.TypeA), 1232, false, cookieOpt(data)))
+		return r.Rcode, replyCookie(t, r)
+	}
+	_, byA := ask(mustHex(t, "c1c2c3c4c5c6c7c8"))
+
+	s.SetCookies(CookieConfig{Secret: a, Accept: [][16]byte{b}}) // step 1: b accepted everywhere
+	if rcode, got := ask(byA); rcode != dns.RcodeSuccess || !bytes.Equal(got, byA) {
+		t.Errorf("step 1: rcode %s, cookie %x; want the answer and the same cookie", dns.RcodeToString[rcode], got)
+	}
+	s.SetCookies(CookieConfig{Secret: b, Accept: [][16]byte{a}}) // step 2: b makes cookies, a still valid
+	rcode, byB := ask(byA)
+	if rcode != dns.RcodeSuccess || bytes.Equal(byB, byA) || len(byB) != 24 {
+		t.Errorf("step 2: rcode %s, cookie %x; want the answer and a new cookie made with b", dns.RcodeToString[rcode], byB)
+	}
+	s.SetCookies(CookieConfig{Secret: b}) // step 3: a dropped
+	if rcode, _ := ask(byA); rcode != dns.RcodeBadCookie {
+		t.Errorf("step 3, a's cookie: rcode %s, want BADCOOKIE", dns.RcodeToString[rcode])
+	}
+	if rcode, got := ask(byB); rcode != dns.RcodeSuccess || !bytes.Equal(got, byB) {
+		t.Errorf("step 3, b's cookie: rcode %s, cookie %x; want the answer, cookie echoed", dns.RcodeToString[rcode], got)
+	}
+	s.SetCookies(CookieConfig{Disabled: true})
+	if rcode, got := ask(byB); rcode != dns.RcodeSuccess || got != nil {
+		t.Errorf("cookies off: rcode %s, cookie %x; want the answer without a cookie", dns.RcodeToString[rcode], got)
+	}
+}

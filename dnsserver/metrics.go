@@ -70,10 +70,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTCPConns, float64(s.tcpOpen.Load()))
 	counter(descTCPRefused, s.tcpRefused[refusedMax].Load(), "max_connections")
 	counter(descTCPRefused, s.tcpRefused[refusedPerClient].Load(), "per_client")
-	if s.cookies != nil {
-		for st := cookieClientOnly; st < numCookieStates; st++ {
-			counter(descCookies, s.cookies.counts[st].Load(), cookieStateNames[st])
-		}
+	for st := cookieClientOnly; st < numCookieStates; st++ {
+		counter(descCookies, s.cookieSeen[st].Load(), cookieStateNames[st])
 	}
 	if s.rrl != nil {
 		counter(descRRL, s.rrl.dropped.Load(), "drop")

@@ -51,8 +51,8 @@ type query struct {
 	ecs     ecs
 	scope   uint8 // ECS SCOPE PREFIX-LENGTH of the reply
 	cookie  cookie
-	// cookiesOn is set when the server answers cookies.
-	cookiesOn bool
+	// cookies holds the secrets of this query, nil when cookies are off.
+	cookies *cookieJar
 
 	// What the statistics need of the reply: the zone's counters (nil
 	// outside our zones) and the rcode sent.
@@ -278,7 +278,7 @@ func (q *query) parseOPT(rr []byte) error {
 				bad = err
 			}
 		case optCookie:
-			if !q.cookiesOn {
+			if q.cookies == nil {
 				break // cookies off: an unknown option (RFC 7873 section 5.1)
 			}
 			if q.cookie.state != cookieNone {

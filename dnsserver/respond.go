@@ -34,8 +34,9 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 	}
 	err := q.parseBody(pkt)
 	limit := q.limit(tcp)
-	if q.cookie.state == cookieClientOnly || q.cookie.state == cookieMalformed {
-		s.cookies.check(&q.cookie, src)
+	if q.cookie.state != cookieNone {
+		q.cookies.check(&q.cookie, src)
+		s.cookieSeen[q.cookie.state].Add(1)
 	}
 	if s.rrl != nil && !tcp && q.cookie.state != cookieValid {
 		// A valid server cookie shows the client receives replies at its

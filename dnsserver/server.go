@@ -38,7 +38,8 @@ type Server struct {
 	stats      *statsTable // under mu
 	tap        Tap         // set before Serve; nil: off
 	rrl        *limiter    // nil: off
-	cookies    *cookieJar  // nil: off
+	cookies    atomic.Pointer[cookieJar] // nil: off
+	cookieSeen [numCookieStates]atomic.Uint64
 }
 
 // Tap receives each packet answered and its reply (nil when none was
@@ -62,7 +63,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.UDPWorkers == 0 {
 		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
-	return &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL), cookies: newCookieJar(cfg.Cookies)}, nil
+	s := &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL)}
+	s.cookies.Store(newCookieJar(cfg.Cookies))
+	return s, nil
 }
 
 // Publish makes snap the snapshot every following query is answered from.
@@ -224,7 +227,7 @@ func (s *Server) close() {
 // counts it.
 func (s *Server) handle(q *query, out, pkt []byte, tcp bool, client netip.AddrPort, start int64) []byte {
 	q.zs, q.qtype, q.rcode, q.do, q.ecs.present = nil, 0, 0, false, false
-	q.cookiesOn = s.cookies != nil
+	q.cookies = s.cookies.Load()
 	src := client.Addr()
 	reply := s.safeRespond(q, out, pkt, tcp, src)
 	s.record(q, reply, tcp, src, start)

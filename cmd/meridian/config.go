@@ -43,6 +43,9 @@ type config struct {
 	file string
 	// warnings are problems that do not stop the server, for the log.
 	warnings []string
+	// reread loads the configuration again from the same flags, file and
+	// environment, for SIGHUP.
+	reread func() (*config, error)
 }
 
 // otherEnv are MERIDIAN_ variables other programs read (meridianctl,
@@ -345,7 +348,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 		}
 	}
 
-	c := &config{file: file}
+	c := &config{file: file, reread: func() (*config, error) { return loadConfig(fs) }}
 	if err := v.UnmarshalExact(c); err != nil {
 		if file != "" {
 			return nil, fmt.Errorf("config: %s: %w", file, err)

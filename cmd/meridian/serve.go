@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -184,6 +185,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 				case s := <-sigs:
 					if s == syscall.SIGHUP {
 						r.requestReload("SIGHUP")
+						reloadCookies(cfg, srv, logger)
 						continue
 					}
 					logger.Info("Shutting down", "signal", s.String())
@@ -194,6 +196,28 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			}
 		}},
 	)
+}
+
+// reloadCookies reads the configuration again and applies a change of
+// dns.cookies, the one section a running server takes without a restart,
+// so that a fleet rolls its cookie secret over with SIGHUP. The secrets
+// are never logged.
+func reloadCookies(cfg *config, srv *dnsserver.Server, logger *slog.Logger) {
+	if cfg.reread == nil {
+		return
+	}
+	next, err := cfg.reread()
+	if err != nil {
+		logger.Error("Configuration not reloaded; DNS cookies unchanged", "err", err)
+		return
+	}
+	if reflect.DeepEqual(next.DNS.Cookies, cfg.DNS.Cookies) {
+		return
+	}
+	cookies, _ := next.DNS.Cookies.parse() // checked by loadConfig
+	srv.SetCookies(cookies)
+	logger.Info("DNS cookies reloaded", "enabled", next.DNS.Cookies.Enabled, "secret_set", next.DNS.Cookies.Secret != "", "accepted_secrets", len(next.DNS.Cookies.AcceptSecrets))
+	cfg.DNS.Cookies = next.DNS.Cookies
 }
 
 // lameduck keeps the server answering for d after shutdown began, while
