@@ -4,7 +4,8 @@
 # run of every native fuzz target.
 #
 # Works on a fresh Debian 12 machine with Go installed: dig (package
-# bind9-dnsutils), Chromium (the status page is tested in a headless
+# bind9-dnsutils), knotd (package knot: Meridian's replies are compared
+# with Knot DNS's), Chromium (the status page is tested in a headless
 # browser), promtool (package prometheus: the alert rules in deploy/ are
 # unit-tested) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
 # the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
@@ -50,6 +51,10 @@ have_initdb() {
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 
+# The conformance test (cmd/meridian/e2e_knot_test.go) runs knotd, looked
+# up where the test looks: PATH, then /usr/sbin (not on a user's PATH).
+have_knotd() { command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ]; }
+
 # The status page is tested in headless Chromium.
 have_chromium() { command -v chromium >/dev/null 2>&1; }
 
@@ -60,6 +65,7 @@ have_promtool() { command -v promtool >/dev/null 2>&1; }
 have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
 
 install_pkg have_dig bind9-dnsutils
+install_pkg have_knotd knot
 install_pkg have_chromium chromium
 install_pkg have_promtool prometheus
 install_pkg have_systemd_analyze systemd
