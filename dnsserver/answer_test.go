@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/zones"
 )
 
 const negSOA = "example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 2026112201 7200 3600 1209600 300"
@@ -157,5 +159,37 @@ func checkReply(t *testing.T, tc Case, q, r *dns.Msg) {
 		if !equalStrings(sec.got, sec.want) {
 			t.Errorf("%s section:\n got  %s\n want %s", sec.name, strings.Join(sec.got, "\n      "), strings.Join(sec.want, "\n      "))
 		}
+	}
+}
+
+// TestParentAndChildZone serves a zone and its delegated child: the child
+// answers for itself, except DS at its apex, which is the parent's data
+// (RFC 4035 section 3.1.4.1), with the parent's SOA when it has none.
+func TestParentAndChildZone(t *testing.T) {
+	child := parseZone(t, "sub.example.com.", `$ORIGIN sub.example.com.
+$TTL 120
+@    SOA ns1 hostmaster 7 3600 900 604800 120
+@    NS  ns1
+ns1  A   192.0.2.200
+host A   192.0.2.201
+`)
+	withDS := parseZone(t, "example.com.", testZone+"sub DS 12345 13 2 "+strings.Repeat("ab", 32)+"\n")
+	childSOA := "sub.example.com. 120 IN SOA ns1.sub.example.com. hostmaster.sub.example.com. 7 3600 900 604800 120"
+	for _, tc := range []struct {
+		parent *zones.Zone
+		c      Case
+	}{
+		{parseZone(t, "example.com.", testZone), Case{Name: "DS at the child apex from the parent", Qname: "sub.example.com.", Qtype: dns.TypeDS, Ns: []string{negSOA}}},
+		{withDS, Case{Name: "DS at the child apex, signed delegation", Qname: "sub.example.com.", Qtype: dns.TypeDS,
+			Answer: []string{"sub.example.com. 3600 IN DS 12345 13 2 " + strings.Repeat("ab", 32)}}},
+		{withDS, Case{Name: "SOA at the child apex from the child", Qname: "sub.example.com.", Qtype: dns.TypeSOA, Answer: []string{childSOA}}},
+		{withDS, Case{Name: "data below the cut from the child", Qname: "host.sub.example.com.", Qtype: dns.TypeA, Answer: []string{"host.sub.example.com. 120 IN A 192.0.2.201"}}},
+		{withDS, Case{Name: "DS below the child apex from the child", Qname: "host.sub.example.com.", Qtype: dns.TypeDS, Ns: []string{childSOA}}},
+	} {
+		t.Run(tc.c.Name, func(t *testing.T) {
+			_, addr := startServer(t, Config{}, mustBuild(t, tc.parent, child))
+			m := newQuery(tc.c.Qname, tc.c.Qtype)
+			checkReply(t, tc.c, m, exchange(t, "udp", addr, m))
+		})
 	}
 }

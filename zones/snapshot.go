@@ -117,9 +117,16 @@ func (s *Snapshot) Zones() []string { return s.names }
 // from a wildcard at the closest encloser (RFC 4592 section 3.3.1), and
 // otherwise deny the name.
 func (s *Snapshot) Lookup(lname []byte, qtype uint16) *Answer {
-	z := s.findZone(lname)
+	z, at := s.findZone(lname)
 	if z == nil {
 		return nil
+	}
+	if qtype == dns.TypeDS && at == 0 && lname[0] != 0 {
+		// DS at a zone's apex is its parent's data: a server of both
+		// answers it from the parent (RFC 4035 section 3.1.4.1).
+		if p, _ := s.findZone(lname[int(lname[0])+1:]); p != nil {
+			z = p
+		}
 	}
 	off := 0
 	for {
@@ -161,17 +168,18 @@ func (n *node) answer(qtype uint16) *Answer {
 	return n.other
 }
 
-// findZone returns the zone that is the longest suffix of lname.
-func (s *Snapshot) findZone(lname []byte) *zoneTree {
+// findZone returns the zone that is the longest suffix of lname, and the
+// offset in lname where its origin starts.
+func (s *Snapshot) findZone(lname []byte) (*zoneTree, int) {
 	for off := 0; off < len(lname); off += int(lname[off]) + 1 {
 		if z := s.zones[string(lname[off:])]; z != nil {
-			return z
+			return z, off
 		}
 		if lname[off] == 0 {
 			break
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 // Build validates zs and compiles them into a Snapshot with the given

@@ -106,16 +106,6 @@ var knotAllowances = []knotAllowance{
 		},
 	},
 	{
-		name: "error replies without the question",
-		reason: "Meridian's FORMERR and NOTIMP replies are a header only; Knot echoes the " +
-			"question. RFC 1035 section 4.1.1 defines both rcodes without requiring the " +
-			"question, and resolvers handle question-less FORMERR from old servers (EDNS fallback)",
-		applies: func(c *knotCase, d knotDiff) bool {
-			return d.field == "question" && d.meridian == "[]" &&
-				(c.m.fields["rcode"] == "FORMERR" || c.m.fields["rcode"] == "NOTIMP")
-		},
-	},
-	{
 		name: "OPT with a non-root owner",
 		reason: "RFC 6891 section 6.1.2: the owner MUST be the root; Meridian answers such a " +
 			"query FORMERR, Knot ignores the owner. No rcode is prescribed for it",
