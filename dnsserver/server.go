@@ -35,9 +35,9 @@ type Server struct {
 	tcpOpen    atomic.Int64
 	tcpRefused [2]atomic.Uint64 // by refusal: refusedMax, refusedPerClient
 	tcpClients tcpClients
-	stats      *statsTable // under mu
-	tap        Tap         // set before Serve; nil: off
-	rrl        *limiter    // nil: off
+	stats      *statsTable               // under mu
+	tap        Tap                       // set before Serve; nil: off
+	rrl        *limiter                  // nil: off
 	cookies    atomic.Pointer[cookieJar] // nil: off
 	cookieSeen [numCookieStates]atomic.Uint64
 }
