@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // cookieRE reads dig's COOKIE line: the client and server cookie in hex,
@@ -125,5 +127,62 @@ func TestE2ECookies(t *testing.T) {
 	m.waitLog(t, from, 10*time.Second, func(l logLine) bool { return strings.HasPrefix(l.Msg, "Configuration not reloaded") })
 	if r = m.mustDig(t, "www.example.com", "A", "+cookie="+client+byB, "+nobadcookie"); r.Status != "NOERROR" {
 		t.Errorf("b's cookie after a bad reload: %s, want NOERROR", r.Status)
+	}
+}
+
+// TestE2ECookiesWithKnot shares one cookie secret between Meridian and
+// Knot (mod-cookies), as two vendors behind one anycast address do: each
+// accepts the server cookies of the other (RFC 9018's point).
+func TestE2ECookiesWithKnot(t *testing.T) {
+	knotd := requireKnotd(t)
+	dir := copyExamples(t)
+	const secret = "5e5e5e5e0123456789abcdef5e5e5e5e"
+	k := startKnot(t, knotd, knotOptions{zoneDir: dir, zones: []knotZone{{"example.com.", "example.com.zone"}}, cookieSecret: secret})
+	cfgPath := filepath.Join(dir, "meridian.yaml")
+	writeCookieConfig(t, cfgPath, "example.com.zone", secret)
+	m := startMeridian(t, dir, nil, "--config", cfgPath)
+
+	client := "8899aabbccddeeff"
+	ask := func(port, cookie string) *dns.Msg {
+		t.Helper()
+		q := new(dns.Msg)
+		q.SetQuestion("www.example.com.", dns.TypeA)
+		q.SetEdns0(1232, false)
+		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: cookie})
+		c := &dns.Client{Timeout: 2 * time.Second}
+		r, _, err := c.Exchange(q, "127.0.0.1:"+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cookieOf := func(r *dns.Msg) string {
+		for _, o := range r.IsEdns0().Option {
+			if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+				return c.Cookie
+			}
+		}
+		return ""
+	}
+
+	fromKnot := cookieOf(ask(k.port, client))
+	if len(fromKnot) != 48 || !strings.HasPrefix(fromKnot, client+"01000000") {
+		t.Fatalf("Knot's cookie %q: want our client cookie and a version 1 server cookie", fromKnot)
+	}
+	r := ask(m.port, fromKnot)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || cookieOf(r) != fromKnot {
+		t.Errorf("Meridian given Knot's cookie: rcode %s, cookie %s; want the answer and Knot's cookie echoed as valid", dns.RcodeToString[r.Rcode], cookieOf(r))
+	}
+
+	fromMeridian := cookieOf(ask(m.port, client))
+	if len(fromMeridian) != 48 {
+		t.Fatalf("Meridian's cookie %q", fromMeridian)
+	}
+	if r := ask(k.port, fromMeridian); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("Knot given Meridian's cookie: rcode %s; want the answer (Knot answers BADCOOKIE to cookies it cannot verify)", dns.RcodeToString[r.Rcode])
+	}
+	forged := fromMeridian[:32] + "0000000000000000"
+	if r := ask(k.port, forged); r.Rcode != dns.RcodeBadCookie {
+		t.Errorf("Knot given a forged cookie: rcode %s, want BADCOOKIE: the check above means something", dns.RcodeToString[r.Rcode])
 	}
 }

@@ -41,8 +41,11 @@ import (
 	"github.com/meridiandns/meridian/internal/logbuf"
 )
 
+// knotZone is a zone knotd loads: its origin and file name.
+type knotZone struct{ origin, file string }
+
 // conformanceZones are the zones both servers load, by origin.
-var conformanceZones = []struct{ origin, file string }{
+var conformanceZones = []knotZone{
 	{"example.", "example.zone"},
 	{"child.example.", "child.zone"},
 	{"other.test.", "other.zone"},
@@ -181,7 +184,7 @@ func TestE2EKnotConformance(t *testing.T) {
 		}
 		args = append(args, "--zone-file", filepath.Join(zoneDir, z.file))
 	}
-	k := startKnot(t, knotd, zoneDir)
+	k := startKnot(t, knotd, knotOptions{zoneDir: zoneDir, zones: conformanceZones})
 	m := startMeridian(t, zoneDir, nil, args...)
 
 	cases := make([]*knotCase, len(corpus))
@@ -274,20 +277,30 @@ func requireKnotd(t *testing.T) string {
 
 // knot is a running knotd.
 type knot struct {
-	cmd  *exec.Cmd
-	logs *logbuf.Buffer
-	port string
-	done chan struct{}
+	cmd   *exec.Cmd
+	logs  *logbuf.Buffer
+	port  string
+	done  chan struct{}
+	zones []knotZone
+}
+
+// knotOptions say what a knotd serves.
+type knotOptions struct {
+	zoneDir string
+	zones   []knotZone
+	// cookieSecret, when set, loads mod-cookies with this secret (32 hex
+	// digits), which then answers every query's cookies.
+	cookieSecret string
 }
 
 // startKnot starts knotd in the foreground on a free port of 127.0.0.1,
-// serving the conformance zones from zoneDir, and waits until it answers a
-// SOA query. It is killed at the end of the test.
-func startKnot(t *testing.T, knotd, zoneDir string) *knot {
+// serving opts.zones from opts.zoneDir, and waits until it answers their
+// SOA queries. It is killed at the end of the test.
+func startKnot(t *testing.T, knotd string, opts knotOptions) *knot {
 	t.Helper()
 	var lastLog string
 	for try := 0; try < 3; try++ {
-		k := tryStartKnot(t, knotd, zoneDir)
+		k := tryStartKnot(t, knotd, opts)
 		if k.waitSOA(10 * time.Second) {
 			return k
 		}
@@ -298,7 +311,7 @@ func startKnot(t *testing.T, knotd, zoneDir string) *knot {
 	return nil
 }
 
-func tryStartKnot(t *testing.T, knotd, zoneDir string) *knot {
+func tryStartKnot(t *testing.T, knotd string, opts knotOptions) *knot {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
@@ -313,8 +326,13 @@ func tryStartKnot(t *testing.T, knotd, zoneDir string) *knot {
 		t.Fatal(err)
 	}
 	var zones strings.Builder
-	for _, z := range conformanceZones {
+	for _, z := range opts.zones {
 		fmt.Fprintf(&zones, "  - domain: %s\n    file: %s\n", z.origin, z.file)
+	}
+	var module, global string
+	if opts.cookieSecret != "" {
+		module = fmt.Sprintf("mod-cookies:\n  - id: shared\n    secret: 0x%s\n", opts.cookieSecret)
+		global = "    global-module: mod-cookies/shared\n"
 	}
 	// No acl: Knot then refuses transfers, NOTIFY and UPDATE. No NSID and
 	// no CH TXT identity or version (Knot's defaults are the host name and
@@ -333,20 +351,20 @@ database:
 log:
   - target: stderr
     any: info
-template:
+%[7]stemplate:
   - id: default
     storage: %[5]s
     zonefile-load: whole
     zonefile-sync: -1
     journal-content: none
     semantic-checks: off
-zone:
-%[6]s`, dir, u.Username, g.Name, port, zoneDir, zones.String())
+%[8]szone:
+%[6]s`, dir, u.Username, g.Name, port, opts.zoneDir, zones.String(), module, global)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &knot{logs: &logbuf.Buffer{}, port: port, done: make(chan struct{})}
+	k := &knot{logs: &logbuf.Buffer{}, port: port, done: make(chan struct{}), zones: opts.zones}
 	k.cmd = exec.Command(knotd, "--config", confPath)
 	k.cmd.Stdout, k.cmd.Stderr = k.logs, k.logs
 	if err := k.cmd.Start(); err != nil {
@@ -379,7 +397,7 @@ func (k *knot) stop() {
 func (k *knot) waitSOA(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	for _, z := range conformanceZones {
+	for _, z := range k.zones {
 		for {
 			q := new(dns.Msg)
 			q.SetQuestion(z.origin, dns.TypeSOA)
