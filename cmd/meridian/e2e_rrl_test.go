@@ -12,9 +12,11 @@ import (
 )
 
 // TestE2ERRL floods the server from 127.0.0.1 over UDP, past its response
-// rate limit, then asks with dig from the same network: dig gets a
-// truncated reply (slip), retries over TCP, which is never limited, and
-// gets its answer. The metrics count what was withheld.
+// rate limit, then asks with dig from the same network: without a cookie
+// dig gets a truncated reply (slip), retries over TCP, which is never
+// limited, and gets its answer; with one it gets BADCOOKIE and a server
+// cookie, which gets its retry through over UDP. The metrics count what
+// was withheld.
 func TestE2ERRL(t *testing.T) {
 	requireDig(t)
 	dir := copyExamples(t)
@@ -67,26 +69,40 @@ func TestE2ERRL(t *testing.T) {
 		t.Errorf("flood of %d: %d full replies, %d truncated; want at most a few full, the rest truncated", flood, full, truncated)
 	}
 
-	// dig from the limited network: truncated over UDP, answered over
-	// TCP. Reading the flood took long enough for the budget to refill a
-	// little: spend it first.
-	// A machine slow enough to take a second between the two refills the
-	// budget; a few tries make the test immune to that.
-	var r *digResult
-	for try := 0; try < 3; try++ {
-		for range 20 {
-			c.Write(pkt)
+	// dig from the limited network, without a cookie: truncated over
+	// UDP, answered over TCP. Reading the flood took long enough for the
+	// budget to refill a little: spend it first. A machine slow enough to
+	// take a second between the two refills the budget; a few tries make
+	// the test immune to that.
+	spentDig := func(want string, args ...string) *digResult {
+		var r *digResult
+		for try := 0; try < 3; try++ {
+			for range 20 {
+				c.Write(pkt)
+			}
+			r = m.mustDig(t, args...)
+			if strings.Contains(r.Raw, want) {
+				break
+			}
 		}
-		r = m.mustDig(t, "www.example.com", "A")
-		if strings.Contains(r.Raw, "Truncated, retrying in TCP mode") {
-			break
-		}
+		return r
 	}
+	r := spentDig("Truncated, retrying in TCP mode", "www.example.com", "A", "+nocookie")
 	if !strings.Contains(r.Raw, "Truncated, retrying in TCP mode") {
-		t.Errorf("dig was not told to retry over TCP:\n%s", r.Raw)
+		t.Errorf("dig without a cookie was not told to retry over TCP:\n%s", r.Raw)
 	}
 	if r.Status != "NOERROR" || len(data(r.Answer, "A")) == 0 {
 		t.Errorf("dig's answer after the TCP retry: %s %v\n%s", r.Status, r.Answer, r.Raw)
+	}
+	// dig sends a client cookie by default: the slip is then BADCOOKIE
+	// with a server cookie, and dig's retry with it, over UDP, is not
+	// limited (RFC 7873 section 5.2.3).
+	rc := spentDig("BADCOOKIE, retrying", "www.example.com", "A")
+	if !strings.Contains(rc.Raw, "BADCOOKIE, retrying") || strings.Contains(rc.Raw, "TCP mode") {
+		t.Errorf("dig with a cookie was not sent BADCOOKIE to retry over UDP:\n%s", rc.Raw)
+	}
+	if rc.Status != "NOERROR" || len(data(rc.Answer, "A")) == 0 || !strings.Contains(rc.Raw, "(good)") {
+		t.Errorf("dig's answer after the retry with its cookie: %s %v\n%s", rc.Status, rc.Answer, rc.Raw)
 	}
 
 	_, body := httpGet(t, base+"/metrics")
