@@ -37,6 +37,10 @@ type Config struct {
 	// Cookies configures DNS cookies (RFC 7873); the zero value answers
 	// them with a random secret.
 	Cookies CookieConfig
+	// SignatureCache is how many signatures made on the query path (pool
+	// choices, names that do not exist, wildcards of signed zones) are
+	// kept; 0 means 131072.
+	SignatureCache int
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -75,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TCPMaxQueries < 0 {
 		return errors.New("dnsserver: tcp max queries must not be negative")
+	}
+	if c.SignatureCache < 0 || c.SignatureCache > 1<<26 {
+		return errors.New("dnsserver: signature cache size must be between 0 and 67108864")
 	}
 	return c.RRL.validate()
 }

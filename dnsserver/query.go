@@ -47,6 +47,7 @@ type query struct {
 	udpSize uint16
 	version uint8
 	do      bool
+	co      bool // Compact Answers OK (RFC 9824 section 4)
 	nsid    bool
 	ecs     ecs
 	scope   uint8 // ECS SCOPE PREFIX-LENGTH of the reply
@@ -61,9 +62,11 @@ type query struct {
 	// local is the address the query came in on, for dnstap.
 	local netip.AddrPort
 
-	rng   uint64   // the worker's random state, for weighted choices
-	order orderBuf // scratch for pool selection
-	lbuf  [255]byte
+	rng    uint64   // the worker's random state, for weighted choices
+	order  orderBuf // scratch for pool selection
+	lbuf   [255]byte
+	kbuf   [8 + 255 + 6 + 16*maxPoolAnswers]byte // a signature cache key
+	sorted [maxPoolAnswers]netip.Addr            // a pool choice, sorted for its signature
 }
 
 // client returns who to choose pool answers for: the ECS subnet when
@@ -110,7 +113,7 @@ func (q *query) parseHeader(pkt []byte) bool {
 // reply can carry one (RFC 6891 section 6.1.1); q.edns is left false when
 // the OPT record itself is the malformation.
 func (q *query) parseBody(pkt []byte) error {
-	q.edns, q.nsid, q.do, q.ecs.present, q.scope = false, false, false, false, 0
+	q.edns, q.nsid, q.do, q.co, q.ecs.present, q.scope = false, false, false, false, false, 0
 	q.cookie.state = cookieNone
 	q.question, q.lname = nil, nil
 	off := headerLen
@@ -265,6 +268,7 @@ func (q *query) parseOPT(rr []byte) error {
 	q.udpSize = binary.BigEndian.Uint16(rr[3:])
 	q.version = rr[6]
 	q.do = rr[7]&0x80 != 0
+	q.co = rr[7]&0x40 != 0
 	var bad error
 	for len(opts) > 0 {
 		code := binary.BigEndian.Uint16(opts)

@@ -81,6 +81,8 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 	switch q.qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		return s.reply(q, out, nil, dns.RcodeRefused, limit) // zone transfers are not offered
+	case dns.TypeNXNAME:
+		return s.reply(q, out, nil, dns.RcodeFormatError, limit) // a meta-type, never asked for (RFC 9824 section 3.5)
 	}
 	st := s.st.Load()
 	if st == nil || st.snap == nil {
@@ -93,6 +95,9 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 	q.zs = st.zoneStatsFor(a)
 	if a.Pool != nil {
 		return s.poolReply(st, q, out, a, limit, src)
+	}
+	if q.do && a.DO != nil {
+		return s.signedReply(q, out, a.DO, limit)
 	}
 	return s.reply(q, out, a, a.Rcode, limit)
 }
@@ -198,6 +203,9 @@ func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 	if q.do {
 		doBit = 0x80
 	}
+	if q.co {
+		doBit |= 0x40 // CO understood (RFC 9824 section 4)
+	}
 	out = append(out, byte(rcode>>4), 0, doBit, 0)
 	lenAt := len(out)
 	out = append(out, 0, 0)
@@ -226,11 +234,26 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 	c := q.client(src)
 	st.choose(a.Pool, a.PoolFamily, c, &q.rng, &q.order, nil, &ch)
 	st.recordPool(a.Pool, &ch)
+	signed := q.do && a.DO != nil
 	if ch.n == 0 {
-		if len(a.Wire) == 0 {
-			return s.reply(q, out, ch.pool.NoData, dns.RcodeSuccess, limit)
+		nodata := ch.pool.NoData
+		if len(a.Wire) != 0 {
+			nodata = a // the chain alone
 		}
-		return s.reply(q, out, a, dns.RcodeSuccess, limit) // the chain alone
+		if signed && nodata.DO != nil {
+			return s.signedReply(q, out, nodata.DO, limit)
+		}
+		return s.reply(q, out, nodata, dns.RcodeSuccess, limit)
+	}
+	chain, chainCount := a.Wire, a.Count[0]
+	var sigs []byte
+	if signed {
+		if len(a.DO.Parts) > 0 {
+			chain, chainCount = a.DO.Parts[0].Wire, a.DO.Parts[0].Count
+		}
+		if sigs = s.poolSigs(q, a, &ch, a.DO.Keys); sigs == nil {
+			return s.reply(q, out, truncated, dns.RcodeSuccess, limit)
+		}
 	}
 	if q.ecs.present {
 		q.scope = uint8(min(ch.scope, c.bits))
@@ -243,7 +266,14 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 	if a.PoolFamily == 1 {
 		rdlen = 16
 	}
-	size := headerLen + len(q.question) + len(a.Wire) + ch.n*(ownerLen+10+rdlen) + s.optLen(q)
+	nsigs := 0
+	if sigs != nil {
+		nsigs = sigCount(sigs)
+	}
+	size := headerLen + len(q.question) + len(chain) + ch.n*(ownerLen+10+rdlen) + s.optLen(q)
+	if sigs != nil {
+		size += sigsLen(sigs) - nsigs*2 + nsigs*ownerLen
+	}
 	if size > limit {
 		return s.reply(q, out, truncated, dns.RcodeSuccess, limit)
 	}
@@ -252,7 +282,7 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 	binary.BigEndian.PutUint16(out, q.id)
 	binary.BigEndian.PutUint16(out[2:], flagQR|flagAA|q.flags&(flagRD|flagCD))
 	binary.BigEndian.PutUint16(out[4:], 1)
-	binary.BigEndian.PutUint16(out[6:], a.Count[0]+uint16(ch.n))
+	binary.BigEndian.PutUint16(out[6:], chainCount+uint16(ch.n+nsigs))
 	binary.BigEndian.PutUint16(out[8:], 0)
 	var ar uint16
 	if q.edns {
@@ -260,7 +290,7 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 	}
 	binary.BigEndian.PutUint16(out[10:], ar)
 	out = append(out, q.question...)
-	out = append(out, a.Wire...)
+	out = append(out, chain...)
 	ttl := ch.pool.TTL
 	typ := poolTypes[a.PoolFamily]
 	for _, e := range ch.eps[:ch.n] {
@@ -278,6 +308,9 @@ func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, lim
 			b := e.Addr.As16()
 			out = append(out, b[:]...)
 		}
+	}
+	if sigs != nil {
+		out, _ = appendSigs(out, sigs, a.PoolOwner)
 	}
 	if q.edns {
 		out = s.appendOPT(out, q, dns.RcodeSuccess)

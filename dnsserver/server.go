@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/meridiandns/meridian/geo"
+	"github.com/meridiandns/meridian/signing"
 	"github.com/meridiandns/meridian/zones"
 )
 
@@ -40,6 +41,11 @@ type Server struct {
 	rrl        *limiter                  // nil: off
 	cookies    atomic.Pointer[cookieJar] // nil: off
 	cookieSeen [numCookieStates]atomic.Uint64
+	// sigs keeps the signatures made on the query path; signatures and
+	// signFailures count them.
+	sigs         *signing.Cache
+	signatures   atomic.Uint64
+	signFailures atomic.Uint64
 }
 
 // Tap receives each packet answered and its reply (nil when none was
@@ -63,7 +69,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.UDPWorkers == 0 {
 		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
-	s := &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL)}
+	if cfg.SignatureCache == 0 {
+		cfg.SignatureCache = defaultSignatureCache
+	}
+	s := &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL), sigs: signing.NewCache(cfg.SignatureCache)}
 	s.cookies.Store(newCookieJar(cfg.Cookies))
 	return s, nil
 }

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -50,6 +51,9 @@ type Keyset struct {
 	Zone   string
 	Keys   []*Key
 	Policy Policy
+	// ID is a digest of the keys and the policy: the same keys read again
+	// have the same ID, so signatures cached for them stay good.
+	ID uint64
 }
 
 // NewKeyset checks keys for zone: at least one key signing key, every key
@@ -79,6 +83,12 @@ func NewKeyset(zone string, keys []*Key, policy Policy) (*Keyset, error) {
 	}
 	ks := &Keyset{Zone: zone, Keys: slices.Clone(keys), Policy: policy}
 	slices.SortFunc(ks.Keys, func(a, b *Key) int { return int(a.Tag()) - int(b.Tag()) })
+	h := fnv.New64a()
+	fmt.Fprint(h, zone, policy)
+	for _, k := range ks.Keys {
+		fmt.Fprint(h, k.DNSKEY.String())
+	}
+	ks.ID = h.Sum64()
 	return ks, nil
 }
 

@@ -46,6 +46,10 @@ type Answer struct {
 
 	// Zone is the zone the answer comes from, for per-zone statistics.
 	Zone *ZoneRef
+
+	// DO is the answer for queries with the DNSSEC OK bit when the zone
+	// is signed; nil in unsigned zones.
+	DO *Signed
 }
 
 // builder computes the answers of one zone.

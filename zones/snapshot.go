@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/signing"
 )
 
 // Snapshot is an immutable, query-ready compilation of zones. It is built
@@ -32,7 +34,14 @@ type Snapshot struct {
 	zoneSlots int
 	// rampUntil is when the last slow start of any pool ends.
 	rampUntil time.Time
+	// resignAt is when the first zone's signatures are due to be renewed.
+	resignAt time.Time
 }
+
+// ResignAt is when the signatures of the first signed zone are due to be
+// made again: Rebuild then compiles that zone again, and the snapshot
+// should be rebuilt at that time. Zero when no zone is signed.
+func (s *Snapshot) ResignAt() time.Time { return s.resignAt }
 
 // RampUntil is when the last slow start among the snapshot's pools ends:
 // until then weights grow with time, and the snapshot should be rebuilt
@@ -57,6 +66,10 @@ type zoneTree struct {
 	// rampUntil is when the zone's last slow start ends; a tree that ramps
 	// is compiled again by every Rebuild until then.
 	rampUntil time.Time
+	// resignAt is when the signatures made at build time are due to be
+	// made again; zero for an unsigned zone.
+	resignAt time.Time
+	keys     *signing.Keyset
 
 	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
 	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)
@@ -87,6 +100,8 @@ type node struct {
 type ZoneRef struct {
 	// Origin is the zone's apex, fully qualified and lower case.
 	Origin string
+	// Keys sign the zone's answers; nil when it is not signed.
+	Keys *signing.Keyset
 	// Slot numbers the zones of a snapshot from 0, as CompiledPool.Index
 	// numbers pools: a zone that Rebuild takes over keeps its slot, a zone
 	// compiled again gets a new one, and a full build renumbers them all.
@@ -212,6 +227,9 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 			if t != nil && !t.rampUntil.IsZero() {
 				t = nil // weights grew since: compile again
 			}
+			if t != nil && !t.resignAt.IsZero() && !now.Before(t.resignAt) {
+				t = nil // signatures due for renewal
+			}
 		}
 		if t == nil {
 			if err := Validate(z); err != nil {
@@ -241,6 +259,9 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 		s.pools = append(s.pools, t.pools...)
 		if t.rampUntil.After(s.rampUntil) {
 			s.rampUntil = t.rampUntil
+		}
+		if !t.resignAt.IsZero() && (s.resignAt.IsZero() || t.resignAt.Before(s.resignAt)) {
+			s.resignAt = t.resignAt
 		}
 	}
 	sort.Strings(s.names)
@@ -279,6 +300,7 @@ func buildTree(z *Zone, now time.Time) (*zoneTree, error) {
 		}
 	}
 	t.setRef()
+	t.ref.Keys = t.keys
 	return t, nil
 }
 
@@ -322,6 +344,11 @@ func compileTree(z *Zone, now time.Time) (*zoneTree, []*CompiledPool, error) {
 	if soa == nil {
 		return nil, nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s has no SOA record", t.origin)}
 	}
+	if z.Keys != nil {
+		if err := addKeyRecords(t, z, apex, soa); err != nil {
+			return nil, nil, err
+		}
+	}
 	b := &builder{now: now, t: t, soa: negativeSOA(soa)}
 	t.nxdomain = b.pack(&Answer{Rcode: dns.RcodeNameError, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
 	t.nodata = b.pack(&Answer{Rcode: dns.RcodeSuccess, Authoritative: true, Ns: []dns.RR{b.soa}}, "")
@@ -364,7 +391,35 @@ func compileTree(z *Zone, now time.Time) (*zoneTree, []*CompiledPool, error) {
 		}
 		b.answers(n)
 	}
+	if z.Keys != nil {
+		var id uint64
+		if err := b.signTree(z.Keys, now, &id); err != nil {
+			return nil, nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s: %v", t.origin, err)}
+		}
+		t.keys, t.resignAt = z.Keys, z.Keys.Policy.RefreshAt(now)
+	}
 	return t, b.pools, nil
+}
+
+// addKeyRecords publishes a signed zone's keys at its apex: DNSKEY, and
+// CDS and CDNSKEY for the parent to take up (RFC 7344, RFC 8078), with
+// the SOA's TTL. A signed zone's own records must not hold what signing
+// makes.
+func addKeyRecords(t *zoneTree, z *Zone, apex *node, soa *dns.SOA) error {
+	if z.Keys.Zone != t.origin {
+		return &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s is given the keys of %s", t.origin, z.Keys.Zone)}
+	}
+	for _, r := range z.Records {
+		switch r.RR.Header().Rrtype {
+		case dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY, dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeNSEC3PARAM:
+			return &Error{Source: z.Source, Line: r.Line, Msg: fmt.Sprintf("%s record in a zone Meridian signs: its keys, signatures and denial are made from its keys", dns.TypeToString[r.RR.Header().Rrtype])}
+		}
+	}
+	ttl := soa.Hdr.Ttl
+	apex.rrsets[dns.TypeDNSKEY] = z.Keys.DNSKEYs(ttl)
+	cds, cdnskey := z.Keys.CDS(ttl)
+	apex.rrsets[dns.TypeCDS], apex.rrsets[dns.TypeCDNSKEY] = cds, cdnskey
+	return nil
 }
 
 // ensure returns the node for name, creating it and any empty

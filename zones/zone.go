@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/signing"
 )
 
 // Zone is one authoritative zone as loaded from a source: its origin and
@@ -21,6 +23,10 @@ type Zone struct {
 	// Datacenters and Pools define the names answered per client.
 	Datacenters []Datacenter
 	Pools       []Pool
+	// Keys, when set, sign the zone: every answer to a query with the DO
+	// bit carries its signatures, and the apex its DNSKEY, CDS and CDNSKEY
+	// records, made from the keys.
+	Keys *signing.Keyset
 }
 
 // Record is a resource record and the place it was defined, so that
