@@ -33,6 +33,9 @@ type reloader struct {
 	// last is the snapshot last published: a rebuild reuses its zones that
 	// the store hands back unchanged.
 	last *zones.Snapshot
+	// resign asks for a rebuild when the first signed zone's signatures
+	// are due for renewal (one timer, moved by each publish).
+	resign *time.Timer
 
 	// For metrics: whether the last Load and the last whole reload
 	// succeeded, and reloads by result (index 1: ok, 0: error).
@@ -96,6 +99,14 @@ const rampStep = time.Second
 func (r *reloader) scheduleRamp(snap *zones.Snapshot) {
 	if until := snap.RampUntil(); !until.IsZero() {
 		time.AfterFunc(min(rampStep, max(time.Until(until), 0)+10*time.Millisecond), func() { r.requestReload("slow start") })
+	}
+	if at := snap.ResignAt(); !at.IsZero() {
+		d := max(time.Until(at), 0) + time.Second
+		if r.resign == nil {
+			r.resign = time.AfterFunc(d, func() { r.requestReload("signatures due for renewal") })
+		} else {
+			r.resign.Reset(d)
+		}
 	}
 }
 
