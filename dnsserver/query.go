@@ -62,6 +62,7 @@ type query struct {
 	// local is the address the query came in on, for dnstap.
 	local netip.AddrPort
 
+	start  int64    // when the query arrived, monotonic (nanotime)
 	rng    uint64   // the worker's random state, for weighted choices
 	order  orderBuf // scratch for pool selection
 	lbuf   [255]byte

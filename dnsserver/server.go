@@ -44,6 +44,7 @@ type Server struct {
 	// sigs keeps the signatures made on the query path; signatures and
 	// signFailures count them.
 	sigs         *signing.Cache
+	clock        wallClock // the time of the cache's entries
 	signatures   atomic.Uint64
 	signFailures atomic.Uint64
 }
@@ -72,7 +73,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.SignatureCache == 0 {
 		cfg.SignatureCache = defaultSignatureCache
 	}
-	s := &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL), sigs: signing.NewCache(cfg.SignatureCache)}
+	s := &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL), sigs: signing.NewCache(cfg.SignatureCache), clock: newWallClock()}
 	s.cookies.Store(newCookieJar(cfg.Cookies))
 	return s, nil
 }
@@ -235,7 +236,7 @@ func (s *Server) close() {
 // handle answers one packet from client, read at start (nanotime), and
 // counts it.
 func (s *Server) handle(q *query, out, pkt []byte, tcp bool, client netip.AddrPort, start int64) []byte {
-	q.zs, q.qtype, q.rcode, q.do, q.ecs.present = nil, 0, 0, false, false
+	q.zs, q.qtype, q.rcode, q.do, q.ecs.present, q.start = nil, 0, 0, false, false, start
 	q.cookies = s.cookies.Load()
 	src := client.Addr()
 	reply := s.safeRespond(q, out, pkt, tcp, src)

@@ -83,7 +83,7 @@ func (s *Server) appendOnline(q *query, out []byte, p zones.Part, keys *signing.
 	o := p.Online
 	key := binary.BigEndian.AppendUint64(q.kbuf[:0], o.ID)
 	key = append(key, q.lname...)
-	sigs, ok := s.sigs.Get(key, uint32(time.Now().Unix()))
+	sigs, ok := s.sigs.Get(key, s.clock.unix(q.start))
 	if !ok {
 		owner := q.presentationName()
 		var rrs []dns.RR
@@ -234,7 +234,7 @@ func (s *Server) poolSigs(q *query, a *zones.Answer, ch *choice, keys *signing.K
 		b := ad.As16()
 		key = append(key, b[:]...)
 	}
-	if v, ok := s.sigs.Get(key, uint32(time.Now().Unix())); ok {
+	if v, ok := s.sigs.Get(key, s.clock.unix(q.start)); ok {
 		return v
 	}
 	name, _, _ := dns.UnpackDomainName(owner, 0)
