@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/meridiandns/meridian/dnsserver"
+	"github.com/meridiandns/meridian/signing"
 )
 
 // This file is the only place that uses viper. It fills config from, in
@@ -32,6 +33,7 @@ const envPrefix = "MERIDIAN"
 type config struct {
 	DNS    dnsConfig    `mapstructure:"dns"`
 	Zones  zonesConfig  `mapstructure:"zones"`
+	DNSSEC dnssecConfig `mapstructure:"dnssec"`
 	Store  storeConfig  `mapstructure:"store"`
 	Health healthConfig `mapstructure:"health"`
 	Geo    geoConfig    `mapstructure:"geo"`
@@ -177,6 +179,30 @@ type zonesConfig struct {
 	Files []string `mapstructure:"files"`
 }
 
+// dnssecConfig is the "dnssec" section: signing the zone files' zones
+// (docs/dnssec.md).
+type dnssecConfig struct {
+	// KeyDir (dnssec.key_dir) is a directory of BIND-style key files,
+	// K<zone>+<alg>+<tag>.key and .private ("meridian keys generate" and
+	// dnssec-keygen write them); every served zone with keys there is
+	// signed. Read again at each reload. Empty: nothing is signed. A
+	// relative path in the config file is resolved against its directory.
+	KeyDir string `mapstructure:"key_dir"`
+	// SignatureValidity (dnssec.signature_validity) is how long an RRSIG
+	// is valid from when it is made.
+	SignatureValidity time.Duration `mapstructure:"signature_validity"`
+	// SignatureRefresh (dnssec.signature_refresh) is how much validity is
+	// left when signatures are made again.
+	SignatureRefresh time.Duration `mapstructure:"signature_refresh"`
+}
+
+// policy returns the signature policy of the section.
+func (d dnssecConfig) policy() signing.Policy {
+	p := signing.DefaultPolicy()
+	p.Validity, p.Refresh = d.SignatureValidity, d.SignatureRefresh
+	return p
+}
+
 // storeConfig is the "store" section: a PostgreSQL database instead of
 // zone files.
 type storeConfig struct {
@@ -314,6 +340,10 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dns.cookies.secret", "")
 	v.SetDefault("dns.cookies.accept_secrets", []string{})
 	v.SetDefault("zones.files", []string{})
+	pol := signing.DefaultPolicy()
+	v.SetDefault("dnssec.key_dir", "")
+	v.SetDefault("dnssec.signature_validity", pol.Validity)
+	v.SetDefault("dnssec.signature_refresh", pol.Refresh)
 	v.SetDefault("store.database", "")
 	v.SetDefault("store.cache_file", "")
 	v.SetDefault("store.poll_interval", 5*time.Second)
@@ -371,6 +401,10 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 		c.Geo.Database != "" && !filepath.IsAbs(c.Geo.Database) {
 		c.Geo.Database = filepath.Join(filepath.Dir(file), c.Geo.Database)
 	}
+	if file != "" && os.Getenv(envPrefix+"_DNSSEC_KEY_DIR") == "" &&
+		c.DNSSEC.KeyDir != "" && !filepath.IsAbs(c.DNSSEC.KeyDir) {
+		c.DNSSEC.KeyDir = filepath.Join(filepath.Dir(file), c.DNSSEC.KeyDir)
+	}
 	if file != "" && os.Getenv(envPrefix+"_STORE_CACHE_FILE") == "" &&
 		c.Store.CacheFile != "" && !filepath.IsAbs(c.Store.CacheFile) {
 		c.Store.CacheFile = filepath.Join(filepath.Dir(file), c.Store.CacheFile)
@@ -412,6 +446,19 @@ func (c *config) validate() error {
 		return errors.New("zones.files: no zone files (set zones.files or --zone-file, or store.database)")
 	case c.Store.Database == "" && c.Store.CacheFile != "":
 		return errors.New("store.cache_file is set without store.database")
+	case c.Store.Database != "" && c.DNSSEC.KeyDir != "":
+		return errors.New("dnssec.key_dir is set with store.database: key files sign the zones of zone files only")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"dnssec.signature_validity", c.DNSSEC.SignatureValidity}, {"dnssec.signature_refresh", c.DNSSEC.SignatureRefresh}} {
+		if d.v < time.Second {
+			return fmt.Errorf("%s: %s is less than a second; write a unit, e.g. \"336h\"", d.key, d.v)
+		}
+	}
+	if err := c.DNSSEC.policy().Validate(); err != nil {
+		return fmt.Errorf("dnssec.signature_validity %s, dnssec.signature_refresh %s: the validity must be at least an hour and the refresh shorter than it", c.DNSSEC.SignatureValidity, c.DNSSEC.SignatureRefresh)
 	}
 	for _, d := range []struct {
 		key string

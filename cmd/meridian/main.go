@@ -7,6 +7,7 @@
 //	meridian check [--config meridian.yaml] [ZONE-FILE...]
 //	meridian explain NAME --client ADDR[/PREFIX] [--type A|AAAA] [flags]
 //	meridian migrate --database URL
+//	meridian keys generate|list|ds|rollover --dir DIR [--zone ZONE]
 //	meridian version
 package main
 
@@ -34,6 +35,7 @@ var program = &cli.Program{
 		{Name: "check", Summary: "validate the configuration and zone files without serving", Run: checkCmd},
 		{Name: "explain", Summary: "show how a name is answered for a client, and why", Run: explainCmd},
 		{Name: "migrate", Summary: "create or upgrade the schema of a PostgreSQL store", Run: migrateCmd},
+		{Name: "keys", Summary: "make, list and roll the DNSSEC keys of a key directory", Run: keysCmd},
 		{Name: "agent-token", Summary: "make a token for the health-agent API of a server without a database", Run: agentTokenCmd},
 		{Name: "version", Summary: "print the version", Run: versionCmd},
 	},

@@ -267,7 +267,11 @@ func openStore(cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Store.Database == "" {
-		return store.NewFiles(cfg.Zones.Files, logger), func() {}, nil
+		var st store.Store = store.NewFiles(cfg.Zones.Files, logger)
+		if cfg.DNSSEC.KeyDir != "" {
+			st = store.WithKeys(st, cfg.DNSSEC.KeyDir, cfg.DNSSEC.policy(), logger)
+		}
+		return st, func() {}, nil
 	}
 	pg, err := postgres.New(postgres.Options{
 		URL: cfg.Store.Database, CacheFile: cfg.Store.CacheFile,
