@@ -5,7 +5,7 @@
 #
 # Works on a fresh Debian 12 machine with Go installed: dig (package
 # bind9-dnsutils), knotd (package knot: Meridian's replies are compared
-# with Knot DNS's), Chromium (the status page is tested in a headless
+# with Knot DNS's), unbound (signed answers are validated by it), Chromium (the status page is tested in a headless
 # browser), promtool (package prometheus: the alert rules in deploy/ are
 # unit-tested) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
 # the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
@@ -55,6 +55,11 @@ have_initdb() {
 # up where the test looks: PATH, then /usr/sbin (not on a user's PATH).
 have_knotd() { command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ]; }
 
+# Signed answers are validated by Unbound (cmd/meridian/e2e_dnssec_test.go),
+# looked up where the test looks: PATH, then /usr/sbin. The test runs its
+# own unbound on a free loopback port; Debian's service is not needed.
+have_unbound() { command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ]; }
+
 # The status page is tested in headless Chromium.
 have_chromium() { command -v chromium >/dev/null 2>&1; }
 
@@ -66,6 +71,7 @@ have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
 
 install_pkg have_dig bind9-dnsutils
 install_pkg have_knotd knot
+install_pkg have_unbound unbound
 install_pkg have_chromium chromium
 install_pkg have_promtool prometheus
 install_pkg have_systemd_analyze systemd
