@@ -11,6 +11,7 @@ import (
 
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/internal/cli"
+	"github.com/meridiandns/meridian/signing"
 	"github.com/meridiandns/meridian/zones"
 )
 
@@ -51,6 +52,9 @@ func checkCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 type checker struct {
 	out, errs io.Writer
 	problems  int
+	// keys are the keysets of dnssec.key_dir by zone, to sign the zones
+	// of the configuration as serve would.
+	keys map[string]*signing.Keyset
 }
 
 // report prints err, one problem per line.
@@ -83,6 +87,9 @@ func (c *checker) config(fs *pflag.FlagSet) []string {
 	if cfg.Store.Database != "" {
 		fmt.Fprintln(c.out, "zones come from the database: check changes with meridianctl apply --dry-run")
 	}
+	if cfg.DNSSEC.KeyDir != "" {
+		c.keyDir(cfg)
+	}
 	if cfg.Geo.Database != "" {
 		db, err := geo.Open(cfg.Geo.Database)
 		if err != nil {
@@ -93,6 +100,29 @@ func (c *checker) config(fs *pflag.FlagSet) []string {
 		}
 	}
 	return cfg.Zones.Files
+}
+
+// keyDir reads the keys of dnssec.key_dir as serve would.
+func (c *checker) keyDir(cfg *config) {
+	kfs, err := signing.ReadKeyDir(cfg.DNSSEC.KeyDir)
+	if err != nil {
+		c.report(err)
+		return
+	}
+	c.keys = map[string]*signing.Keyset{}
+	for zone, zk := range signing.ByZone(kfs) {
+		if err := signing.CheckAlgorithms(zk); err != nil {
+			c.report(err)
+			continue
+		}
+		ks, err := signing.NewKeyset(zone, signing.Keys(zk), cfg.DNSSEC.policy())
+		if err != nil {
+			c.report(fmt.Errorf("%s: %w", cfg.DNSSEC.KeyDir, err))
+			continue
+		}
+		c.keys[zone] = ks
+	}
+	fmt.Fprintf(c.out, "%s: %d DNSSEC keys for %d zones\n", cfg.DNSSEC.KeyDir, len(kfs), len(c.keys))
 }
 
 // zoneFiles checks each file alone, then all together as one snapshot,
@@ -114,7 +144,12 @@ func (c *checker) zoneFiles(files []string) {
 			failed = true
 			continue
 		}
-		fmt.Fprintf(c.out, "%s: zone %s: %d records, %d datacenters, %d pools\n", f, z.Origin, len(z.Records), len(z.Datacenters), len(z.Pools))
+		signed := ""
+		if ks := c.keys[zones.CanonicalName(z.Origin)]; ks != nil {
+			z.Keys = ks
+			signed = fmt.Sprintf(", signed with %d keys", len(ks.Keys))
+		}
+		fmt.Fprintf(c.out, "%s: zone %s: %d records, %d datacenters, %d pools%s\n", f, z.Origin, len(z.Records), len(z.Datacenters), len(z.Pools), signed)
 		all = append(all, z)
 	}
 	if failed || len(all) == 0 {
