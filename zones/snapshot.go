@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -28,6 +29,11 @@ type Snapshot struct {
 	// built maps each source zone to its compiled tree, so that Rebuild
 	// reuses the trees of zones that did not change.
 	built map[*Zone]*zoneTree
+	// rejected maps each zone given that could not be compiled to why, so
+	// that Rebuild does not try an unchanged broken zone again.
+	rejected map[*Zone]error
+	// invalid lists the zones that could not be compiled, by origin.
+	invalid []InvalidZone
 	// slots is one more than the highest pool Index.
 	slots int
 	// zoneSlots is one more than the highest ZoneRef.Slot.
@@ -70,6 +76,12 @@ type zoneTree struct {
 	// made again; zero for an unsigned zone.
 	resignAt time.Time
 	keys     *signing.Keyset
+	// src is the zone compiled, and version the version of the snapshot
+	// that first served it: an invalid zone keeps being served from
+	// them, and is compiled again from src when its weights or
+	// signatures are due.
+	src     *Zone
+	version uint64
 
 	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
 	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)
@@ -198,63 +210,144 @@ func (s *Snapshot) findZone(lname []byte) (*zoneTree, int) {
 }
 
 // Build validates zs and compiles them into a Snapshot with the given
-// version. An error in any zone fails the whole build, so a snapshot is
-// never half built.
+// version. An error in any zone fails the whole build: Build is for tools
+// that must refuse invalid input (apply, check); a server reloading its
+// zones uses Rebuild, which serves the valid ones.
 func Build(zs []*Zone, version uint64) (*Snapshot, error) {
-	return Rebuild(nil, zs, version)
+	s := rebuild(nil, zs, version, time.Now())
+	switch len(s.invalid) {
+	case 0:
+		return s, nil
+	case 1:
+		return nil, s.invalid[0].Err
+	}
+	errs := make([]error, len(s.invalid))
+	for i, iz := range s.invalid {
+		errs[i] = iz.Err
+	}
+	return nil, errors.Join(errs...)
 }
 
-// Rebuild is Build reusing the work of prev: a zone given as the very
-// *Zone that prev was built from is taken over compiled, without being
-// validated or compiled again, so that one change in a large data set
-// costs the changed zones, not the whole set. Callers must not modify a
-// Zone once it has been built (stores hand out new Zones for changed data).
-// When the pool indices left unused by earlier rebuilds outnumber the
-// pools in use, everything is compiled afresh to renumber them.
+// ErrUnsigned is the reason a zone that was signed is refused when it
+// comes without keys: its DS may be at the parent, and answers without
+// signatures would then fail validation (bogus) until the DS is gone.
+var ErrUnsigned = errors.New("would go unsigned while its DS may be at the parent")
+
+// InvalidZone is a zone Rebuild could not compile from the data it was
+// given, and why.
+type InvalidZone struct {
+	// Origin is the zone's apex, fully qualified and lower case.
+	Origin string
+	// Err says what is wrong: Zone.Invalid, validation errors (Errors,
+	// naming source and line), ErrUnsigned or a zone defined twice.
+	Err error
+	// KeptVersion is the version of the snapshot that first served the
+	// data still served for the zone, its last good version; zero when
+	// the zone never was valid (since the process started), and is not
+	// served.
+	KeptVersion uint64
+	// Since is when the zone was first found invalid, by the rebuilds
+	// leading to this snapshot.
+	Since time.Time
+}
+
+// Invalid returns the zones given to the Rebuild of this snapshot that
+// could not be compiled, sorted by origin. Each is served at its last good
+// version if an earlier snapshot had one (KeptVersion), and not at all
+// otherwise.
+func (s *Snapshot) Invalid() []InvalidZone { return s.invalid }
+
+// Rebuild compiles zs into a Snapshot with the given version, each zone
+// on its own. A zone that is Invalid or fails validation or compiling
+// does not stop the others: prev's compiled version of the same origin,
+// its last good one, is served instead, or, when prev has none, the zone
+// is left out; either way it is listed by Invalid. So one zone broken by a
+// manual edit in the database does not hold back every other zone's
+// changes. A zone that prev served signed and that comes without keys is
+// refused the same way (ErrUnsigned): it never flips to unsigned while a
+// server runs.
+//
+// Rebuild reuses the work of prev: a zone given as the very *Zone that
+// prev was built from is taken over compiled, without being validated or
+// compiled again, so that one change in a large data set costs the
+// changed zones, not the whole set; the same goes for a *Zone prev
+// refused. Callers must not modify a Zone once it has been built (stores
+// hand out new Zones for changed data). When the pool indices left unused
+// by earlier rebuilds outnumber the pools in use, everything is compiled
+// afresh to renumber them.
+//
+// Rebuild fails only when it has no prev and not one of the zones given
+// can be served: a server starting with nothing but broken zones should
+// say so rather than answer REFUSED to everything.
 func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
-	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs)), built: make(map[*Zone]*zoneTree, len(zs))}
-	if prev != nil && (prev.slots > 2*len(prev.pools)+1024 || prev.zoneSlots > 2*len(prev.zones)+1024) {
-		prev = nil
+	s := rebuild(prev, zs, version, time.Now())
+	if prev == nil && len(zs) > 0 && len(s.zones) == 0 {
+		return nil, fmt.Errorf("zones: no zone can be served: %w", s.invalid[0].Err)
 	}
-	if prev != nil {
+	return s, nil
+}
+
+// Check tells whether z can be served: it runs on z alone what Rebuild
+// runs on a zone it has not seen (Zone.Invalid, validation, compiling)
+// and returns why not, or nil. Tools use it to show a zone's state.
+func Check(z *Zone) error {
+	if s := rebuild(nil, []*Zone{z}, 0, time.Now()); len(s.invalid) > 0 {
+		return s.invalid[0].Err
+	}
+	return nil
+}
+
+// rebuild is Rebuild, failing no zone but the ones at fault.
+func rebuild(prev *Snapshot, zs []*Zone, version uint64, now time.Time) *Snapshot {
+	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs)), built: make(map[*Zone]*zoneTree, len(zs)), rejected: map[*Zone]error{}}
+	// reuse: take over prev's trees. Without it (renumbering), prev still
+	// provides the last good zones of the invalid ones, compiled again.
+	reuse := prev != nil && prev.slots <= 2*len(prev.pools)+1024 && prev.zoneSlots <= 2*len(prev.zones)+1024
+	if reuse {
 		s.slots, s.zoneSlots = prev.slots, prev.zoneSlots
 	}
-	now := time.Now()
+	// Group by origin first: an origin given twice is wrong as a whole,
+	// and neither copy may be served.
+	var keys []string
+	byKey := make(map[string][]*Zone, len(zs))
 	for _, z := range zs {
-		var t *zoneTree
+		key, err := wireKey(CanonicalName(z.Origin))
+		if err != nil {
+			s.invalidate(prev, CanonicalName(z.Origin), &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s: %v", z.Origin, err)}, nil, now)
+			continue
+		}
+		if byKey[key] == nil {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], z)
+	}
+	for _, key := range keys {
+		group := byKey[key]
+		var old *zoneTree // the origin's tree in prev: its last good version
 		if prev != nil {
-			t = prev.built[z]
-			if t != nil && !t.rampUntil.IsZero() {
-				t = nil // weights grew since: compile again
+			old = prev.zones[key]
+		}
+		var t *zoneTree
+		var err error
+		if len(group) > 1 {
+			err = &Error{Source: group[1].Source, Msg: fmt.Sprintf("zone %s is defined twice (also in %s)", CanonicalName(group[0].Origin), group[0].Source)}
+		} else {
+			t, err = s.compile(prev, reuse, group[0], old, version, now)
+			if err != nil {
+				s.rejected[group[0]] = err
 			}
-			if t != nil && !t.resignAt.IsZero() && !now.Before(t.resignAt) {
-				t = nil // signatures due for renewal
+		}
+		if err != nil {
+			if old != nil {
+				t = s.keep(old, reuse, now)
 			}
+			s.invalidate(prev, CanonicalName(group[0].Origin), err, t, now)
 		}
 		if t == nil {
-			if err := Validate(z); err != nil {
-				return nil, err
-			}
-			var err error
-			if t, err = buildTree(z, now); err != nil {
-				return nil, err
-			}
-			for _, p := range t.pools {
-				p.Index = s.slots
-				s.slots++
-			}
-			t.ref.Slot = s.zoneSlots
-			s.zoneSlots++
-		}
-		key, err := wireKey(t.origin)
-		if err != nil {
-			return nil, fmt.Errorf("zones: zone %s: %w", z.Origin, err)
-		}
-		if _, dup := s.zones[key]; dup {
-			return nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s is defined twice", t.origin)}
+			continue
 		}
 		s.zones[key] = t
-		s.built[z] = t
+		s.built[t.src] = t
 		s.names = append(s.names, t.origin)
 		s.pools = append(s.pools, t.pools...)
 		if t.rampUntil.After(s.rampUntil) {
@@ -265,7 +358,94 @@ func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
 		}
 	}
 	sort.Strings(s.names)
-	return s, nil
+	sort.Slice(s.invalid, func(i, j int) bool { return s.invalid[i].Origin < s.invalid[j].Origin })
+	return s
+}
+
+// compile returns z compiled: prev's tree when prev was built from this
+// very *Zone and the tree is still current, or a new one; or why z cannot
+// be served. old is prev's tree of z's origin.
+func (s *Snapshot) compile(prev *Snapshot, reuse bool, z *Zone, old *zoneTree, version uint64, now time.Time) (*zoneTree, error) {
+	var was *zoneTree // prev's tree of this very *Zone
+	if prev != nil {
+		was = prev.built[z]
+		if err := prev.rejected[z]; err != nil {
+			return nil, err
+		}
+	}
+	if reuse && was != nil && current(was, now) {
+		return was, nil
+	}
+	if z.Invalid != nil {
+		return nil, z.Invalid
+	}
+	if err := Validate(z); err != nil {
+		return nil, err
+	}
+	if old != nil && old.keys != nil && z.Keys == nil {
+		return nil, fmt.Errorf("%s: zone %s %w", z.Source, CanonicalName(z.Origin), ErrUnsigned)
+	}
+	t, err := buildTree(z, now)
+	if err != nil {
+		return nil, err
+	}
+	t.src, t.version = z, version
+	if was != nil {
+		t.version = was.version // the same data, compiled again
+	}
+	s.number(t)
+	return t, nil
+}
+
+// keep returns the last good tree of an invalid zone for s: old itself,
+// or old's zone compiled again when old's weights or signatures are due
+// or pools are being renumbered. It returns nil when that fails (it
+// should not: the zone compiled before).
+func (s *Snapshot) keep(old *zoneTree, reuse bool, now time.Time) *zoneTree {
+	if reuse && current(old, now) {
+		return old
+	}
+	t, err := buildTree(old.src, now)
+	if err != nil {
+		return nil
+	}
+	t.src, t.version = old.src, old.version
+	s.number(t)
+	return t
+}
+
+// current reports whether t can be taken over as it is: its weights do
+// not ramp (they grew since) and its signatures are not due for renewal.
+func current(t *zoneTree, now time.Time) bool {
+	return t.rampUntil.IsZero() && (t.resignAt.IsZero() || now.Before(t.resignAt))
+}
+
+// number gives a newly compiled tree's pools and zone their slots.
+func (s *Snapshot) number(t *zoneTree) {
+	for _, p := range t.pools {
+		p.Index = s.slots
+		s.slots++
+	}
+	t.ref.Slot = s.zoneSlots
+	s.zoneSlots++
+}
+
+// invalidate records that origin could not be compiled, with kept the
+// tree served instead (nil: none).
+func (s *Snapshot) invalidate(prev *Snapshot, origin string, err error, kept *zoneTree, now time.Time) {
+	iz := InvalidZone{Origin: origin, Err: err, Since: now}
+	if kept != nil {
+		iz.KeptVersion = kept.version
+	}
+	if prev != nil {
+		for _, p := range prev.invalid {
+			if p.Origin == origin {
+				iz.Since = p.Since
+				break
+			}
+		}
+	}
+	s.invalid = append(s.invalid, iz)
 }
 
 // wireKey returns the lower-case wire form of name as a map key.

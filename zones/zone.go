@@ -27,6 +27,12 @@ type Zone struct {
 	// bit carries its signatures, and the apex its DNSKEY, CDS and CDNSKEY
 	// records, made from the keys.
 	Keys *signing.Keyset
+	// Invalid, when set by a store, says part of the zone could not be
+	// read (a broken record, a key that does not load): the zone holds
+	// only what could be, so it must not be served as it is. Rebuild
+	// then keeps serving the zone's last good version, as it does for a
+	// zone that fails validation.
+	Invalid error
 }
 
 // Record is a resource record and the place it was defined, so that
