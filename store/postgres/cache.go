@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,9 @@ type cacheFile struct {
 type cacheZone struct {
 	Origin string `json:"origin"`
 	YAML   string `json:"yaml"`
+	// Invalid, instead of YAML, says why the zone could not be written:
+	// it was not read whole, and no version read whole was written before.
+	Invalid string `json:"invalid,omitempty"`
 }
 
 // writeCache hands d to the cache writer, replacing any data it has not
@@ -51,38 +55,55 @@ func (s *Store) writeCache(d *store.Data) {
 // the zones that changed.
 func (s *Store) cacheWriter() {
 	defer close(s.cacheDone)
-	memo := map[*zones.Zone]string{}
+	memo := map[*zones.Zone]cacheZone{}
+	good := map[string]cacheZone{} // by origin: the last version written whole
 	for d := range s.cacheCh {
-		next := make(map[*zones.Zone]string, len(d.Zones))
-		err := writeCache(s.opts.CacheFile, d, func(z *zones.Zone) (string, error) {
-			y, ok := memo[z]
+		next := make(map[*zones.Zone]cacheZone, len(d.Zones))
+		nextGood := make(map[string]cacheZone, len(d.Zones))
+		err := writeCache(s.opts.CacheFile, d, func(z *zones.Zone) cacheZone {
+			c, ok := memo[z]
 			if !ok {
-				b, err := zones.FormatYAML(z)
-				if err != nil {
-					return "", err
-				}
-				y = string(b)
+				c = cacheEntry(z, good[z.Origin])
 			}
-			next[z] = y
-			return y, nil
+			next[z] = c
+			if c.Invalid == "" {
+				nextGood[z.Origin] = c
+			}
+			return c
 		})
-		memo = next
+		memo, good = next, nextGood
 		if err != nil {
 			s.opts.Logger.Warn("Could not write the cache file", "file", s.opts.CacheFile, "err", err)
 		}
 	}
 }
 
+// cacheEntry is how z is cached: in the YAML zone format; or, when the
+// store could not read it whole (Zone.Invalid), as last, the version last
+// written whole, which is what a server keeps serving; or, without one,
+// as invalid, so that a server started from the cache leaves it out
+// rather than serve a part of it.
+func cacheEntry(z *zones.Zone, last cacheZone) cacheZone {
+	err := z.Invalid
+	if err == nil {
+		b, ferr := zones.FormatYAML(z)
+		if ferr == nil {
+			return cacheZone{Origin: z.Origin, YAML: string(b)}
+		}
+		err = ferr
+	}
+	if last.YAML != "" {
+		return last
+	}
+	return cacheZone{Origin: z.Origin, Invalid: err.Error()}
+}
+
 // writeCache replaces the cache file with d, atomically (write, then
 // rename), so that a crash never leaves half a file.
-func writeCache(path string, d *store.Data, format func(*zones.Zone) (string, error)) error {
+func writeCache(path string, d *store.Data, entry func(*zones.Zone) cacheZone) error {
 	c := cacheFile{Version: d.Version, Written: time.Now().UTC()}
 	for _, z := range d.Zones {
-		y, err := format(z)
-		if err != nil {
-			return err
-		}
-		c.Zones = append(c.Zones, cacheZone{Origin: z.Origin, YAML: y})
+		c.Zones = append(c.Zones, entry(z))
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -111,6 +132,8 @@ func writeCache(path string, d *store.Data, format func(*zones.Zone) (string, er
 }
 
 // readCache loads a cache file, validating every zone as a zone file is.
+// A zone that is not valid is returned Invalid, for zones.Rebuild to leave
+// out, as a zone that cannot be read from the database is.
 func readCache(path string) (*store.Data, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -122,9 +145,16 @@ func readCache(path string) (*store.Data, error) {
 	}
 	d := &store.Data{Version: c.Version}
 	for _, cz := range c.Zones {
-		z, err := zones.Parse([]byte(cz.YAML), path+"#"+cz.Origin+"yaml")
+		source := path + "#" + cz.Origin + "yaml"
+		var z *zones.Zone
+		var err error
+		if cz.Invalid != "" {
+			err = errors.New(cz.Invalid)
+		} else {
+			z, err = zones.Parse([]byte(cz.YAML), source)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("postgres: cache: %w", err)
+			z = &zones.Zone{Origin: cz.Origin, Source: source, Invalid: fmt.Errorf("postgres: cache: %w", err)}
 		}
 		d.Zones = append(d.Zones, z)
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -32,6 +33,12 @@ func Source(origin string) string { return "postgres:" + origin }
 // ReadZones reads the zones with the given ids, or every zone when ids is
 // nil, keyed by id. Ids that no longer exist are simply absent. Call it
 // inside one REPEATABLE READ transaction to get a consistent picture.
+//
+// Data of one zone that cannot be used (a record whose rdata does not
+// parse, a bad CIDR in a pool's rules: what a manual SQL edit can leave)
+// marks that zone Invalid and is left out of it, so that one broken zone
+// does not stop every other zone from loading; zones.Rebuild then keeps
+// serving the zone's last good version. Database errors fail the read.
 func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zone, error) {
 	var rows pgx.Rows
 	var err error
@@ -68,6 +75,14 @@ func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zo
 	return out, nil
 }
 
+// invalidate marks z Invalid with err, unless it is already: the first
+// problem found is the one reported.
+func invalidate(z *zones.Zone, err error) {
+	if z.Invalid == nil {
+		z.Invalid = err
+	}
+}
+
 func readRecords(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
 	rows, err := q.Query(ctx, "SELECT zone_id, name, type, ttl, rdata FROM records WHERE zone_id = ANY($1) ORDER BY id", ids)
 	if err != nil {
@@ -84,7 +99,8 @@ func readRecords(ctx context.Context, q Querier, ids []int64, out map[int64]*zon
 		z := out[zid]
 		rr, err := ParseRR(name, uint32(ttl), typ, rdata)
 		if err != nil {
-			return fmt.Errorf("postgres: zone %s: %w", z.Origin, err)
+			invalidate(z, fmt.Errorf("postgres: zone %s: %w", z.Origin, err))
+			continue
 		}
 		z.Records = append(z.Records, zones.Record{RR: rr})
 	}
@@ -149,43 +165,24 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var name, geo, allDown string
 		var ttl, maxAnswers, spill int32
 		var sticky, unknownUp bool
-		var bias map[string]float64
-		var rules []RuleJSON
+		// The JSON columns are decoded here rather than by Scan: a
+		// document of the wrong shape is the zone's problem, and a Scan
+		// error would end the whole read.
+		var bias, rules, check []byte
 		var quorum string
-		var check *zones.HealthCheck
 		var shed float32
 		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules, &quorum, &check, &shed); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: read pools: %w", err)
 		}
 		z := out[zid]
-		p := zones.NewPool(name)
+		p, err := readPool(z, name, geo, allDown, bias, rules, check)
+		if err != nil {
+			invalidate(z, fmt.Errorf("postgres: zone %s pool %s: %w", z.Origin, name, err))
+			continue // and its endpoints, which find no pool
+		}
 		p.TTL, p.MaxAnswers, p.Sticky, p.Spill, p.UnknownIsUp = uint32(ttl), int(maxAnswers), sticky, int(spill), unknownUp
-		p.Quorum, p.Check, p.ShedLoad = quorum, check, float64(shed)
-		if len(bias) > 0 {
-			p.Bias = bias
-		}
-		var err error
-		if p.Geo, err = zones.ParseGeoMode(geo); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: zone %s pool %s: %w", z.Origin, name, err)
-		}
-		if p.WhenAllDown, p.FallbackTo, err = zones.ParseAllDown(allDown, z.Origin); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: zone %s pool %s: %w", z.Origin, name, err)
-		}
-		for _, r := range rules {
-			rule := zones.Rule{Countries: r.Country, Continents: r.Continent, Datacenters: r.Datacenters}
-			for _, c := range r.CIDR {
-				pfx, err := netip.ParsePrefix(c)
-				if err != nil {
-					rows.Close()
-					return fmt.Errorf("postgres: zone %s pool %s: bad CIDR %q", z.Origin, name, c)
-				}
-				rule.CIDRs = append(rule.CIDRs, pfx)
-			}
-			p.Rules = append(p.Rules, rule)
-		}
+		p.Quorum, p.ShedLoad = quorum, float64(shed)
 		byID[id] = loc{zid, len(z.Pools)}
 		poolIDs = append(poolIDs, id)
 		z.Pools = append(z.Pools, p)
@@ -211,15 +208,20 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var e zones.Endpoint
 		var weight int32
 		var admin, health string
+		var check []byte // decoded here, as the pools' JSON columns are
 		var fresh bool
 		var load *float32
 		var pct *int32
 		var upSince *time.Time
-		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &e.Check, &fresh, &load, &pct, &upSince); err != nil {
+		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &check, &fresh, &load, &pct, &upSince); err != nil {
 			return fmt.Errorf("postgres: read endpoints: %w", err)
 		}
-		l := byID[pid]
-		p := &out[l.zone].Pools[l.index]
+		l, ok := byID[pid]
+		if !ok {
+			continue // of a pool left out of its invalid zone
+		}
+		z := out[l.zone]
+		p := &z.Pools[l.index]
 		e.Addr, e.Weight = addr, uint32(weight)
 		if upSince != nil {
 			e.UpSince = *upSince
@@ -234,11 +236,15 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 			}
 		}
 		var err error
-		if e.Admin, err = zones.ParseAdminState(admin); err != nil {
-			return fmt.Errorf("postgres: pool %s endpoint %s: %w", p.Name, addr, err)
+		if e.Admin, err = zones.ParseAdminState(admin); err == nil {
+			e.Health, err = zones.ParseHealthState(health)
 		}
-		if e.Health, err = zones.ParseHealthState(health); err != nil {
-			return fmt.Errorf("postgres: pool %s endpoint %s: %w", p.Name, addr, err)
+		if err == nil && check != nil {
+			err = json.Unmarshal(check, &e.Check)
+		}
+		if err != nil {
+			invalidate(z, fmt.Errorf("postgres: zone %s pool %s endpoint %s: %w", z.Origin, p.Name, addr, err))
+			continue
 		}
 		p.Endpoints = append(p.Endpoints, e)
 	}
@@ -246,4 +252,44 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		return fmt.Errorf("postgres: read endpoints: %w", err)
 	}
 	return nil
+}
+
+// readPool makes a pool of its stored columns that can be wrong: modes,
+// and the JSON documents of rules, bias and health check.
+func readPool(z *zones.Zone, name, geo, allDown string, bias, rules, check []byte) (zones.Pool, error) {
+	p := zones.NewPool(name)
+	var err error
+	if p.Geo, err = zones.ParseGeoMode(geo); err != nil {
+		return p, err
+	}
+	if p.WhenAllDown, p.FallbackTo, err = zones.ParseAllDown(allDown, z.Origin); err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(bias, &p.Bias); err != nil {
+		return p, fmt.Errorf("bias: %w", err)
+	}
+	if len(p.Bias) == 0 {
+		p.Bias = nil
+	}
+	if check != nil {
+		if err := json.Unmarshal(check, &p.Check); err != nil {
+			return p, fmt.Errorf("health_check: %w", err)
+		}
+	}
+	var rs []RuleJSON
+	if err := json.Unmarshal(rules, &rs); err != nil {
+		return p, fmt.Errorf("rules: %w", err)
+	}
+	for _, r := range rs {
+		rule := zones.Rule{Countries: r.Country, Continents: r.Continent, Datacenters: r.Datacenters}
+		for _, c := range r.CIDR {
+			pfx, err := netip.ParsePrefix(c)
+			if err != nil {
+				return p, fmt.Errorf("bad CIDR %q", c)
+			}
+			rule.CIDRs = append(rule.CIDRs, pfx)
+		}
+		p.Rules = append(p.Rules, rule)
+	}
+	return p, nil
 }
