@@ -38,7 +38,7 @@ type ops struct {
 // store and the dnstap output (nil: off).
 func newOps(srv *dnsserver.Server, r *reloader, st store.Store, tap *dnstaplog.Logger, logger *slog.Logger) *ops {
 	o := &ops{srv: srv, reg: metrics.NewRegistry(versionString()), logger: logger}
-	o.reg.MustRegister(srv.Collector())
+	o.reg.MustRegister(srv.Collector(), invalidZones{srv})
 	for _, ok := range []bool{true, false} {
 		result := map[bool]string{true: "ok", false: "error"}[ok]
 		o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

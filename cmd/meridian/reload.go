@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridiandns/meridian/internal/metrics"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -22,7 +25,9 @@ type publisher interface {
 // reloader loads the store, builds a snapshot and publishes it: once at
 // start, then whenever asked (SIGHUP) or told by the store that data
 // changed. A failed reload is logged and changes nothing, so the last good
-// snapshot keeps being served.
+// snapshot keeps being served. A zone that cannot be compiled does not
+// fail the reload: zones.Rebuild keeps serving its last good version, and
+// the reloader logs it and exports it as meridian_zone_invalid.
 type reloader struct {
 	store  store.Store
 	pub    publisher
@@ -36,6 +41,9 @@ type reloader struct {
 	// resign asks for a rebuild when the first signed zone's signatures
 	// are due for renewal (one timer, moved by each publish).
 	resign *time.Timer
+	// invalid holds the reason of each zone the last snapshot published
+	// could not compile, by origin, so that each change is logged once.
+	invalid map[string]string
 
 	// For metrics: whether the last Load and the last whole reload
 	// succeeded, and reloads by result (index 1: ok, 0: error).
@@ -74,8 +82,67 @@ func (r *reloader) reloadOnce(ctx context.Context) error {
 	}
 	r.last = snap
 	r.scheduleRamp(snap)
-	r.logger.Info("Snapshot published", "version", d.Version, "zones", len(d.Zones), "took", time.Since(start).Round(time.Microsecond).String())
+	r.logInvalid(snap)
+	r.logger.Info("Snapshot published", "version", d.Version, "zones", len(snap.Zones()), "invalid", len(snap.Invalid()), "took", time.Since(start).Round(time.Microsecond).String())
 	return nil
+}
+
+// logInvalid logs the zones snap could not compile that were not invalid,
+// or not for the same reason, in the snapshot before, and the zones that
+// are no longer invalid: one line per transition, not per reload.
+func (r *reloader) logInvalid(snap *zones.Snapshot) {
+	next := make(map[string]string, len(snap.Invalid()))
+	for _, iz := range snap.Invalid() {
+		reason := iz.Err.Error()
+		next[iz.Origin] = reason
+		if old, ok := r.invalid[iz.Origin]; ok && old == reason {
+			continue
+		}
+		if iz.KeptVersion != 0 {
+			r.logger.Error("Zone invalid: serving its last good version until it is fixed", "zone", iz.Origin, "reason", reason, "kept_version", iz.KeptVersion)
+		} else {
+			r.logger.Error("Zone invalid and not served: it has no good version to fall back on", "zone", iz.Origin, "reason", reason)
+		}
+	}
+	served := map[string]bool{}
+	for _, o := range snap.Zones() {
+		served[o] = true
+	}
+	for origin := range r.invalid {
+		if _, still := next[origin]; still {
+			continue
+		}
+		if served[origin] {
+			r.logger.Info("Zone valid again: serving its current version", "zone", origin)
+		} else {
+			r.logger.Info("Invalid zone removed from the store", "zone", origin)
+		}
+	}
+	r.invalid = next
+}
+
+// zoneInvalidDesc describes meridian_zone_invalid.
+var zoneInvalidDesc = prometheus.NewDesc(metrics.Namespace+"_zone_invalid",
+	"1 for each zone of the store that could not be loaded or compiled: its last good version is served, or nothing when it has none.",
+	[]string{"zone"}, nil)
+
+// invalidZones exports meridian_zone_invalid from the snapshot served.
+type invalidZones struct {
+	srv interface{ Snapshot() *zones.Snapshot }
+}
+
+// Describe implements prometheus.Collector.
+func (c invalidZones) Describe(ch chan<- *prometheus.Desc) { ch <- zoneInvalidDesc }
+
+// Collect implements prometheus.Collector.
+func (c invalidZones) Collect(ch chan<- prometheus.Metric) {
+	snap := c.srv.Snapshot()
+	if snap == nil {
+		return
+	}
+	for _, iz := range snap.Invalid() {
+		ch <- prometheus.MustNewConstMetric(zoneInvalidDesc, prometheus.GaugeValue, 1, iz.Origin)
+	}
 }
 
 // build compiles d, reusing what prev compiled of unchanged zones. A bug in Build that some input triggers must not take

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridiandns/meridian/internal/logbuf"
 	"github.com/meridiandns/meridian/store"
@@ -91,21 +93,19 @@ func TestReloader(t *testing.T) {
 			wantLog: "zones=2",
 		},
 		{
-			name:    "failed build keeps the old snapshot",
+			name:    "an invalid new zone is left out, the others served",
 			change:  func(m *store.Memory) { m.Set(a, outside) },
 			want:    []string{"a.test."},
 			wantLog: "c.test.zone:4: out-of-zone record x.other.test.",
 		},
 		{
-			// Whether Build reports this or trips over it, the old
-			// snapshot stays.
-			name:    "zone without records keeps the old snapshot",
+			name:    "a new zone without records is left out",
 			change:  func(m *store.Memory) { m.Set(a, &zones.Zone{Origin: "d.test.", Source: "d.test.zone"}) },
 			want:    []string{"a.test."},
-			wantLog: "Reload failed",
+			wantLog: "Zone invalid and not served",
 		},
 		{
-			name:    "duplicate zone keeps the old snapshot",
+			name:    "a duplicate zone keeps its last good version",
 			change:  func(m *store.Memory) { m.Set(a, a) },
 			want:    []string{"a.test."},
 			wantLog: "defined twice",
@@ -169,6 +169,96 @@ func TestReloader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReloaderInvalidZone follows a zone that turns invalid and is fixed:
+// each transition is logged once, the other zone keeps updating, and
+// meridian_zone_invalid shows the zone while it is invalid.
+func TestReloaderInvalidZone(t *testing.T) {
+	a := testZone(t, "a.test.")
+	b := testZone(t, "b.test.")
+	m := store.NewMemory(a, b)
+	pub := &fakePublisher{}
+	var logs logbuf.Buffer
+	r := newReloader(m, pub, slog.New(slog.NewTextHandler(&logs, nil)))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(invalidZones{lastPublished{pub}})
+	invalid := func() []string {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			for _, mt := range mf.GetMetric() {
+				out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), mt.GetLabel()[0].GetValue(), mt.GetGauge().GetValue()))
+			}
+		}
+		return out
+	}
+	count := func(msg string) int { return strings.Count(logs.String(), msg) }
+
+	steps := []struct {
+		name    string
+		zs      []*zones.Zone
+		served  string // the address of www.a.test., when checked
+		metric  string
+		invalid int // "Zone invalid" lines logged so far
+		valid   int // "Zone valid again" lines logged so far
+	}{
+		{"both valid", []*zones.Zone{a, b}, "", "", 0, 0},
+		{"b broken, a changes", []*zones.Zone{testZone(t, "a.test.", "www 300 IN A 192.0.2.7"), broken(b)}, "192.0.2.7", "meridian_zone_invalid{b.test.} 1", 1, 0},
+		{"still broken: not logged again", nil, "192.0.2.7", "meridian_zone_invalid{b.test.} 1", 1, 0},
+		{"fixed", []*zones.Zone{a, testZone(t, "b.test.", "www 300 IN A 192.0.2.8")}, "", "", 1, 1},
+	}
+	for _, st := range steps {
+		if st.zs != nil {
+			m.Set(st.zs...)
+		}
+		if err := r.reload(t.Context()); err != nil {
+			t.Fatalf("%s: reload: %v", st.name, err)
+		}
+		snap := pub.published()[len(pub.published())-1]
+		if got := strings.Join(snap.Zones(), " "); got != "a.test. b.test." {
+			t.Errorf("%s: serving %q", st.name, got)
+		}
+		if st.served != "" {
+			w, _ := zones.WireName("www.a.test.")
+			if ans := snap.Lookup(w, dns.TypeA); ans == nil || len(ans.Answer) != 1 || ans.Answer[0].(*dns.A).A.String() != st.served {
+				t.Errorf("%s: www.a.test. answer %v, want %s", st.name, ans, st.served)
+			}
+		}
+		if got := strings.Join(invalid(), ","); got != st.metric {
+			t.Errorf("%s: metric %q, want %q", st.name, got, st.metric)
+		}
+		if n := count("Zone invalid: serving its last good version"); n != st.invalid {
+			t.Errorf("%s: %d invalid lines, want %d\n%s", st.name, n, st.invalid, logs.String())
+		}
+		if n := count("Zone valid again"); n != st.valid {
+			t.Errorf("%s: %d valid-again lines, want %d", st.name, n, st.valid)
+		}
+	}
+	if !strings.Contains(logs.String(), "reason=\"record broken by hand\"") {
+		t.Errorf("the reason is not logged:\n%s", logs.String())
+	}
+}
+
+// broken returns a copy of z that its store could not read whole.
+func broken(z *zones.Zone) *zones.Zone {
+	c := *z
+	c.Invalid = errors.New("record broken by hand")
+	return &c
+}
+
+// lastPublished gives the snapshot last published, as the server does.
+type lastPublished struct{ p *fakePublisher }
+
+func (l lastPublished) Snapshot() *zones.Snapshot {
+	snaps := l.p.published()
+	if len(snaps) == 0 {
+		return nil
+	}
+	return snaps[len(snaps)-1]
 }
 
 func TestReloaderInitialLoadFails(t *testing.T) {
