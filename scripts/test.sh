@@ -5,8 +5,9 @@
 #
 # Works on a fresh Debian 12 machine with Go installed: dig (package
 # bind9-dnsutils), knotd (package knot: Meridian's replies are compared
-# with Knot DNS's), unbound (signed answers are validated by it), Chromium (the status page is tested in a headless
-# browser), promtool (package prometheus: the alert rules in deploy/ are
+# with Knot DNS's), unbound and ldns-keygen (packages unbound and
+# ldnsutils: signed answers are validated by Unbound), Chromium (the
+# status page is tested in a headless browser), promtool (package prometheus: the alert rules in deploy/ are
 # unit-tested) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
 # the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
 # installed with apt-get when missing.
@@ -60,6 +61,9 @@ have_knotd() { command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ]; }
 # own unbound on a free loopback port; Debian's service is not needed.
 have_unbound() { command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ]; }
 
+# The same test signs with a key made by ldns-keygen (package ldnsutils).
+have_ldns_keygen() { command -v ldns-keygen >/dev/null 2>&1; }
+
 # The status page is tested in headless Chromium.
 have_chromium() { command -v chromium >/dev/null 2>&1; }
 
@@ -72,6 +76,7 @@ have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
 install_pkg have_dig bind9-dnsutils
 install_pkg have_knotd knot
 install_pkg have_unbound unbound
+install_pkg have_ldns_keygen ldnsutils
 install_pkg have_chromium chromium
 install_pkg have_promtool prometheus
 install_pkg have_systemd_analyze systemd

@@ -1,9 +1,10 @@
 package main
 
-// DNSSEC end to end: zones signed with keys made by "meridian keys",
-// served by the real binary and validated by a real validating resolver,
-// Unbound, asked with dig. Unbound is required (scripts/test.sh installs
-// it); the test fails rather than skips without it.
+// DNSSEC end to end: zones signed with keys made by "meridian keys" and
+// by ldns-keygen, served by the real binary and validated by a real
+// validating resolver, Unbound, asked with dig. Unbound and ldns-keygen
+// are required (scripts/test.sh installs them); the test fails rather
+// than skips without them.
 
 import (
 	"context"
@@ -279,6 +280,10 @@ func keyTags(t *testing.T, port, zone string) []uint16 {
 func TestE2EDNSSECUnbound(t *testing.T) {
 	requireDig(t)
 	unboundBin := requireUnbound(t)
+	ldnsKeygen, err := exec.LookPath("ldns-keygen")
+	if err != nil {
+		t.Fatal("ldns-keygen not found: install Debian's ldnsutils package (scripts/test.sh does)")
+	}
 	dir := t.TempDir()
 	keyDir := filepath.Join(dir, "keys")
 
@@ -287,7 +292,16 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 	// parent's DS is the resolver's trust anchor.
 	runMeridian(t, "keys", "generate", "--dir", keyDir, "--zone", "example.")
 	runMeridian(t, "keys", "generate", "--dir", keyDir, "--zone", "secure.example.", "--ksk")
-	runMeridian(t, "keys", "generate", "--dir", keyDir, "--zone", "secure.example.", "--zsk", "--algorithm", "ecdsap256sha256")
+	// The child's ZSK is made by ldns-keygen, whose files Meridian reads
+	// as its own.
+	ldns := exec.Command(ldnsKeygen, "-a", "ECDSAP256SHA256", "-r", "/dev/urandom", "secure.example.")
+	ldns.Dir = keyDir
+	if out, err := ldns.CombinedOutput(); err != nil {
+		t.Fatalf("ldns-keygen: %v\n%s", err, out)
+	}
+	if list := runMeridian(t, "keys", "list", "--dir", keyDir, "--zone", "secure.example."); !strings.Contains(list, " ZSK ") {
+		t.Fatalf("the key made by ldns-keygen is not listed as a ZSK:\n%s", list)
+	}
 	anchor := strings.TrimSpace(runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "example."))
 	files := dnssecZones(t, dir, dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example.")))
 
