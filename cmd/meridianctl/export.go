@@ -21,7 +21,8 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	f := newFlags("export", "-o DIR [--zone ZONE] [flags]",
 		"Write each zone of the database to DIR/<zone>.yaml in the YAML zone format. Health is\n"+
 			"left out: it belongs to the checkers, and a file that said up or down would override\n"+
-			"them when applied again. Admin states are kept.", stderr)
+			"them when applied again. Admin states are kept. A zone that cannot be read whole\n"+
+			"(a record broken by a manual SQL edit) is not written, and the exit status is 1.", stderr)
 	dir := f.StringP("output", "o", "", "directory to write the zone files to (created if missing)")
 	zone := f.String("zone", "", "export only this zone")
 	if code, ok := f.parse(args, stderr); !ok {
@@ -43,14 +44,22 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return fail(stderr, "export", err)
 	}
+	code := 0
 	for _, z := range zs {
+		if z.Invalid != nil {
+			// Written, it would lack what could not be read, and applying
+			// it would delete that: the zone must be fixed in SQL first.
+			fmt.Fprintf(stderr, "meridianctl export: zone %s not written: it cannot be read whole: %v\n", z.Origin, z.Invalid)
+			code = 1
+			continue
+		}
 		path, err := writeZone(*dir, z)
 		if err != nil {
 			return fail(stderr, "export", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", path)
 	}
-	return 0
+	return code
 }
 
 // readZones reads every zone, or only zone, in one consistent snapshot,

@@ -7,12 +7,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
 // zonesCmd implements "meridianctl zones".
 func zonesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newFlags("zones", "[flags]", "List the zones with their SOA serial and what they hold.", stderr)
+	f := newFlags("zones", "[flags]",
+		"List the zones with their SOA serial, what they hold, and their STATUS: ok, or invalid\n"+
+			"and why (see \"meridianctl check\"): the servers then keep serving the zone's last\n"+
+			"good version.", stderr)
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
@@ -21,13 +26,21 @@ func zonesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(stderr, "zones", err)
 	}
 	defer conn.Close(context.Background())
-	zs, err := postgres.ListZones(ctx, conn)
+	var zs []postgres.ZoneInfo
+	var statuses map[string]string
+	err = readOnly(ctx, conn, func(tx pgx.Tx) (err error) {
+		if zs, err = postgres.ListZones(ctx, tx); err != nil {
+			return err
+		}
+		statuses, err = zoneStatuses(ctx, tx)
+		return err
+	})
 	if err != nil {
 		return fail(stderr, "zones", err)
 	}
-	tw := table(stdout, "ZONE", "SERIAL", "RECORDS", "DATACENTERS", "POOLS", "ENDPOINTS")
+	tw := table(stdout, "ZONE", "SERIAL", "RECORDS", "DATACENTERS", "POOLS", "ENDPOINTS", "STATUS")
 	for _, z := range zs {
-		row(tw, z.Origin, z.Serial, z.Records, z.Datacenters, z.Pools, z.Endpoints)
+		row(tw, z.Origin, z.Serial, z.Records, z.Datacenters, z.Pools, z.Endpoints, statuses[z.Origin])
 	}
 	return flush(tw, stderr, "zones")
 }

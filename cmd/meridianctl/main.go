@@ -8,6 +8,7 @@
 //	meridianctl apply -f DIR|FILE [-f ...] [--dry-run] [--prune] [--force]
 //	meridianctl export -o DIR [--zone ZONE]
 //	meridianctl zones
+//	meridianctl check [--zone ZONE]
 //	meridianctl pools [--zone ZONE]
 //	meridianctl endpoints [--pool POOL]
 //	meridianctl audit [--limit N]
@@ -40,7 +41,8 @@ var program = &cli.Program{
 	Commands: []cli.Command{
 		{Name: "apply", Summary: "make the database hold the zones of zone files", Run: applyCmd},
 		{Name: "export", Summary: "write the zones of the database as YAML zone files", Run: exportCmd},
-		{Name: "zones", Summary: "list the zones", Run: zonesCmd},
+		{Name: "zones", Summary: "list the zones, with their status", Run: zonesCmd},
+		{Name: "check", Summary: "validate the zones of the database as the servers do", Run: checkCmd},
 		{Name: "pools", Summary: "list the pools, with endpoint counts by state", Run: poolsCmd},
 		{Name: "endpoints", Summary: "list the endpoints, with admin state and health", Run: endpointsCmd},
 		{Name: "audit", Summary: "show the log of admin state changes", Run: auditCmd},
