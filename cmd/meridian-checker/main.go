@@ -127,7 +127,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 	m := newCheckerMetrics(reg)
 	m.heartbeatAt(time.Now()) // registering is the first heartbeat
 	m.storeAnswered(true)
-	st, err := postgres.New(postgres.Options{URL: o.database, Logger: logger})
+	st, err := postgres.New(postgres.Options{URL: o.database, NoKeys: true, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/meridiandns/meridian/signing/keyseal"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -28,6 +29,9 @@ type cacheZone struct {
 	// Invalid, instead of YAML, says why the zone could not be written:
 	// it was not read whole, and no version read whole was written before.
 	Invalid string `json:"invalid,omitempty"`
+	// Keys are the zone's DNSSEC keys, their private halves sealed as in
+	// the database: a server started from the cache signs as before.
+	Keys []cacheKey `json:"keys,omitempty"`
 }
 
 // writeCache hands d to the cache writer, replacing any data it has not
@@ -63,7 +67,7 @@ func (s *Store) cacheWriter() {
 		err := writeCache(s.opts.CacheFile, d, func(z *zones.Zone) cacheZone {
 			c, ok := memo[z]
 			if !ok {
-				c = cacheEntry(z, good[z.Origin])
+				c = cacheEntry(z, good[z.Origin], s.opts.Keys)
 			}
 			next[z] = c
 			if c.Invalid == "" {
@@ -83,12 +87,15 @@ func (s *Store) cacheWriter() {
 // written whole, which is what a server keeps serving; or, without one,
 // as invalid, so that a server started from the cache leaves it out
 // rather than serve a part of it.
-func cacheEntry(z *zones.Zone, last cacheZone) cacheZone {
+func cacheEntry(z *zones.Zone, last cacheZone, ring *keyseal.Keyring) cacheZone {
 	err := z.Invalid
 	if err == nil {
 		b, ferr := zones.FormatYAML(z)
 		if ferr == nil {
-			return cacheZone{Origin: z.Origin, YAML: string(b)}
+			var keys []cacheKey
+			if keys, ferr = sealCacheKeys(z, ring); ferr == nil {
+				return cacheZone{Origin: z.Origin, YAML: string(b), Keys: keys}
+			}
 		}
 		err = ferr
 	}
@@ -134,7 +141,9 @@ func writeCache(path string, d *store.Data, entry func(*zones.Zone) cacheZone) e
 // readCache loads a cache file, validating every zone as a zone file is.
 // A zone that is not valid is returned Invalid, for zones.Rebuild to leave
 // out, as a zone that cannot be read from the database is.
-func readCache(path string) (*store.Data, error) {
+//
+// Keys are opened with keys; nil leaves them out (Options.NoKeys).
+func readCache(path string, keys *keyOpener) (*store.Data, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: cache: %w", err)
@@ -152,6 +161,9 @@ func readCache(path string) (*store.Data, error) {
 			err = errors.New(cz.Invalid)
 		} else {
 			z, err = zones.Parse([]byte(cz.YAML), source)
+			if err == nil && len(cz.Keys) > 0 && keys != nil {
+				openCacheKeys(z, cz.Keys, keys)
+			}
 		}
 		if err != nil {
 			z = &zones.Zone{Origin: cz.Origin, Source: source, Invalid: fmt.Errorf("postgres: cache: %w", err)}

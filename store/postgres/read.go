@@ -67,7 +67,7 @@ func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zo
 	if len(ids) == 0 {
 		return out, nil
 	}
-	for _, read := range []func(context.Context, Querier, []int64, map[int64]*zones.Zone) error{readRecords, readDatacenters, readPools} {
+	for _, read := range []func(context.Context, Querier, []int64, map[int64]*zones.Zone) error{readRecords, readDatacenters, readPools, readKeys} {
 		if err := read(ctx, q, ids, out); err != nil {
 			return nil, err
 		}

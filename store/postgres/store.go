@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
+	"github.com/meridiandns/meridian/signing"
+	"github.com/meridiandns/meridian/signing/keyseal"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -37,7 +39,19 @@ type Options struct {
 	PollInterval time.Duration
 	// MaxBackoff caps the wait between reconnection attempts. Default 5s.
 	MaxBackoff time.Duration
-	Logger     *slog.Logger
+	// Keys opens the private halves of the zones' DNSSEC keys (migration
+	// 010). Without it, a zone with keys cannot be signed and is loaded
+	// Invalid, like a zone whose keys the secret does not open: the
+	// server keeps its last good version.
+	Keys *keyseal.Keyring
+	// Policy is the signature policy of the zones with keys; the zero
+	// Policy is signing.DefaultPolicy.
+	Policy signing.Policy
+	// NoKeys leaves the zones' DNSSEC keys unread, for readers that
+	// serve no DNS (meridian-checker): no zone is signed or Invalid for
+	// its keys.
+	NoKeys bool
+	Logger *slog.Logger
 }
 
 // Store is the PostgreSQL store.Store. It keeps the zones it has read and,
@@ -74,6 +88,9 @@ func New(opts Options) (*Store, error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Second
+	}
+	if opts.Policy == (signing.Policy{}) {
+		opts.Policy = signing.DefaultPolicy()
 	}
 	cfg, err := pgx.ParseConfig(opts.URL)
 	if err != nil {
@@ -190,7 +207,7 @@ func (s *Store) Load(ctx context.Context) (*store.Data, error) {
 	}
 	s.setDegraded(err)
 	if s.zones == nil && s.opts.CacheFile != "" {
-		c, cerr := readCache(s.opts.CacheFile)
+		c, cerr := readCache(s.opts.CacheFile, s.keyOpener())
 		if cerr != nil {
 			return nil, fmt.Errorf("%w (and the cache file: %w)", err, cerr)
 		}
@@ -223,6 +240,9 @@ func (s *Store) connect(ctx context.Context) (*pgx.Conn, error) {
 }
 
 func (s *Store) load(ctx context.Context) (*store.Data, error) {
+	if o := s.keyOpener(); o != nil {
+		ctx = context.WithValue(ctx, keysKey{}, o) // ReadZones opens the zones' DNSSEC keys
+	}
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
