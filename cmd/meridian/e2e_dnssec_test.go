@@ -420,6 +420,37 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 		t.Errorf("pool with ECS from Meridian: answer %v, want west's two addresses and their RRSIG", r.Answer)
 	}
 
+	// BIND's validator as well: delv asks Meridian itself, with the
+	// parent's DS as its trust anchor, and validates every answer.
+	t.Run("delv", func(t *testing.T) {
+		ds := dsData(t, anchor)[0]
+		f := strings.Fields(ds)
+		anchorFile := filepath.Join(dir, "delv-anchor.conf")
+		conf := fmt.Sprintf("trust-anchors {\n  example. static-ds %s %s %s \"%s\";\n};\n", f[0], f[1], f[2], f[3])
+		if err := os.WriteFile(anchorFile, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ name, qtype, want string }{
+			{"www.example.", "A", "; fully validated"},
+			{"pool.example.", "A", "; fully validated"},
+			{"alias.example.", "A", "; fully validated"},
+			{"anything.wild.example.", "A", "; fully validated"},
+			{"text.example.", "A", "; negative response, fully validated"},
+			{"missing.example.", "A", "; negative response, fully validated"},
+			{"host.secure.example.", "A", "; fully validated"},
+			{"host.insecure.example.", "A", "; unsigned answer"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, err := exec.CommandContext(ctx, "delv", "@127.0.0.1", "-p", m.port, "-a", anchorFile, "+root=example.", c.name, c.qtype).CombinedOutput()
+			cancel()
+			lines := strings.SplitN(string(out), "\n", 3)
+			t.Logf("delv %s %s: %s", c.name, c.qtype, strings.Join(lines[:min(2, len(lines))], " "))
+			if err != nil || !strings.Contains(string(out), c.want) {
+				t.Errorf("delv %s %s: %v, want %q in:\n%s", c.name, c.qtype, err, c.want, out)
+			}
+		}
+	})
+
 	base := m.httpBase(t)
 	t.Run("broken key file", func(t *testing.T) {
 		// A .private file broken in place fails the reload, naming it; the
