@@ -17,6 +17,7 @@
 //	meridianctl token list
 //	meridianctl token revoke ID
 //	meridianctl checkers [remove ID]
+//	meridianctl keys generate|list|ds|rollover start|rollover finish|reseal|audit
 //
 // Every command takes --database URL, by default $MERIDIAN_STORE_DATABASE,
 // and refuses a database whose schema it does not know ("meridian
@@ -51,6 +52,7 @@ var program = &cli.Program{
 		{Name: "enable", Summary: "answer a drained or disabled endpoint again", Run: adminCmd("enable")},
 		{Name: "token", Summary: "create, list and revoke agent API tokens", Run: tokenCmd},
 		{Name: "checkers", Summary: "list the health checkers; remove a retired one", Run: checkersCmd},
+		{Name: "keys", Summary: "generate, list and roll the zones' DNSSEC keys", Run: keysCmd},
 	},
 }
 
