@@ -17,6 +17,7 @@ import (
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/signing"
+	"github.com/meridiandns/meridian/signing/keyseal"
 )
 
 // This file is the only place that uses viper. It fills config from, in
@@ -220,6 +221,44 @@ type storeConfig struct {
 	// checked when no change notification arrives: the longest a lost
 	// notification delays a change.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// KeySecret (store.key_secret) is the secret, base64 of 32 random
+	// octets, that seals the private halves of the zones' DNSSEC keys in
+	// the database (meridianctl keys). Every server and meridianctl need
+	// the same one; keep it in the environment, not in a file.
+	KeySecret string `mapstructure:"key_secret"`
+	// KeyOldSecrets (store.key_old_secrets) are secrets being rotated
+	// out: keys sealed with them still open, until "meridianctl keys
+	// reseal" seals them with KeySecret.
+	KeyOldSecrets []string `mapstructure:"key_old_secrets"`
+}
+
+// keyring returns the keyring of store.key_secret and
+// store.key_old_secrets, nil when no secret is set. Errors name the key,
+// never the secret.
+func (s storeConfig) keyring() (*keyseal.Keyring, error) {
+	if s.KeySecret == "" {
+		if len(s.KeyOldSecrets) > 0 {
+			return nil, errors.New("store.key_old_secrets is set without store.key_secret: the current secret seals, the old ones only open")
+		}
+		return nil, nil
+	}
+	current, err := keyseal.ParseSecret(s.KeySecret)
+	if err != nil {
+		return nil, fmt.Errorf("store.key_secret: %w", err)
+	}
+	var old [][]byte
+	for i, text := range s.KeyOldSecrets {
+		b, err := keyseal.ParseSecret(text)
+		if err != nil {
+			return nil, fmt.Errorf("store.key_old_secrets[%d]: %w", i, err)
+		}
+		old = append(old, b)
+	}
+	ring, err := keyseal.New(current, old...)
+	if err != nil {
+		return nil, fmt.Errorf("store.key_secret: %w", err)
+	}
+	return ring, nil
 }
 
 // healthConfig is the "health" section.
@@ -347,6 +386,8 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("store.database", "")
 	v.SetDefault("store.cache_file", "")
 	v.SetDefault("store.poll_interval", 5*time.Second)
+	v.SetDefault("store.key_secret", "")
+	v.SetDefault("store.key_old_secrets", []string{})
 	v.SetDefault("health.checks", true)
 	v.SetDefault("health.agent_listen", "")
 	v.SetDefault("geo.database", "")
@@ -448,6 +489,11 @@ func (c *config) validate() error {
 		return errors.New("store.cache_file is set without store.database")
 	case c.Store.Database != "" && c.DNSSEC.KeyDir != "":
 		return errors.New("dnssec.key_dir is set with store.database: key files sign the zones of zone files only")
+	case c.Store.Database == "" && (c.Store.KeySecret != "" || len(c.Store.KeyOldSecrets) > 0):
+		return errors.New("store.key_secret is set without store.database: it opens the keys in the database (zone files are signed with dnssec.key_dir)")
+	}
+	if _, err := c.Store.keyring(); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		key string

@@ -157,6 +157,8 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-cookie-secret.bad.yaml", `dns.cookies.secret: a cookie secret is 32 hexadecimal digits`},
 		{"cookie-accept-without-secret.bad.yaml", `dns.cookies.accept_secrets: set dns.cookies.secret too`},
 		{"bare-duration.bad.yaml", `store.poll_interval: 5ns is less than a millisecond`},
+		{"bad-key-secret.bad.yaml", `store.key_secret: keyseal: the secret is 12 octets, want 32`},
+		{"key-secret-without-database.bad.yaml", `store.key_secret is set without store.database`},
 		{"no-zones.bad.yaml", "no zone files"},
 		{"not-yaml.bad.yaml", "not-yaml.bad.yaml"},
 		{"does-not-exist.yaml", "does-not-exist.yaml"},

@@ -273,9 +273,18 @@ func openStore(cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 		}
 		return st, func() {}, nil
 	}
+	ring, err := cfg.Store.keyring()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ring != nil {
+		// The id names the secret without revealing it, as
+		// "meridianctl keys list" shows it for each key.
+		logger.Info("DNSSEC key secret configured", "id", ring.ID(), "old_secrets", len(cfg.Store.KeyOldSecrets))
+	}
 	pg, err := postgres.New(postgres.Options{
 		URL: cfg.Store.Database, CacheFile: cfg.Store.CacheFile,
-		PollInterval: cfg.Store.PollInterval, Logger: logger,
+		PollInterval: cfg.Store.PollInterval, Keys: ring, Policy: cfg.DNSSEC.policy(), Logger: logger,
 	})
 	if err != nil {
 		return nil, nil, err
