@@ -27,7 +27,11 @@ func (s *Server) signedReply(q *query, out []byte, sa *zones.Signed, limit int) 
 		rcode = dns.RcodeNameError // the client asked for it (RFC 9824 section 4)
 	}
 	q.rcode = rcode
-	out = s.replyHead(q, out, flagAA, rcode)
+	var flags uint16
+	if sa.Authoritative {
+		flags = flagAA // not on a referral
+	}
+	out = s.replyHead(q, out, flags, rcode)
 	room := limit - s.optLen(q)
 	var count [3]uint16
 	for i, p := range sa.Parts {

@@ -23,6 +23,10 @@ type Signed struct {
 	// queries that set the CO bit to get NXDOMAIN back (section 4).
 	Rcode int
 	NX    bool
+	// Authoritative is the AA bit: set on answers of the zone's own data,
+	// clear on referrals, whose NS RRset is the child's (RFC 1034
+	// section 4.3.2, RFC 4035 section 3.1.4).
+	Authoritative bool
 	// Parts hold the sections in order; the additional section starts at
 	// Parts[NoExtra].
 	Parts         []Part
@@ -116,7 +120,7 @@ func (b *builder) signTree(keys *signing.Keyset, now time.Time, ids *uint64) err
 // signAnswer builds the Signed form of a, an answer found at owner (a
 // wildcard owner when wildcard).
 func (b *builder) signAnswer(sg *signer, a *Answer, owner string, wildcard bool) (*Signed, error) {
-	s := &Signed{Rcode: a.Rcode, ExtraRequired: a.ExtraRequired, Keys: sg.keys}
+	s := &Signed{Rcode: a.Rcode, Authoritative: a.Authoritative, ExtraRequired: a.ExtraRequired, Keys: sg.keys}
 	if a == b.t.nxdomain {
 		s.Rcode, s.NX = dns.RcodeSuccess, true
 		if err := b.addSOA(sg, s); err != nil {

@@ -196,9 +196,10 @@ func dsData(t *testing.T, out string) []string {
 
 // dnssecZones writes the zones of the test into dir: the parent example.
 // (YAML, with a pool), its signed child secure.example. (whose DS the
-// parent holds) and its unsigned child insecure.example. (no DS). Every
-// name server is Meridian itself.
-func dnssecZones(t *testing.T, dir string, childDS []string) []string {
+// parent holds) and its unsigned child insecure.example. (no DS), whose
+// name server is Meridian itself, and a delegation with remoteDS to
+// remote.example., served elsewhere.
+func dnssecZones(t *testing.T, dir string, childDS []string, remoteDS string) []string {
 	t.Helper()
 	var ds strings.Builder
 	for _, d := range childDS {
@@ -222,6 +223,9 @@ records:
     data:
 ` + ds.String() + `  - {name: insecure, type: NS, data: ns.insecure.example.}
   - {name: ns.insecure, type: A, data: 127.0.0.1}
+  - {name: remote, type: NS, data: ns.remote.example.}
+  - {name: ns.remote, type: A, data: 192.0.2.99}
+  - {name: remote, type: DS, data: "` + remoteDS + `"}
 datacenters:
   - {name: east, lat: 39.04, lon: -77.49}
   - {name: west, lat: 37.34, lon: -121.89}
@@ -303,7 +307,11 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 		t.Fatalf("the key made by ldns-keygen is not listed as a ZSK:\n%s", list)
 	}
 	anchor := strings.TrimSpace(runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "example."))
-	files := dnssecZones(t, dir, dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example.")))
+	remoteKey, err := signing.Generate("remote.example.", dns.ECDSAP256SHA256, signing.FlagKSK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := dnssecZones(t, dir, dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example.")), dsData(t, remoteKey.DS().String())[0])
 
 	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}
 	for _, f := range files {
@@ -448,6 +456,63 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 			if err != nil || !strings.Contains(string(out), c.want) {
 				t.Errorf("delv %s %s: %v, want %q in:\n%s", c.name, c.qtype, err, c.want, out)
 			}
+		}
+	})
+
+	t.Run("secure referral", func(t *testing.T) {
+		// A zone served elsewhere: the resolvers above never follow a
+		// referral, so check this one here: the DS and its RRSIG in
+		// authority, signed by the parent's key, and the glue.
+		c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+		q := new(dns.Msg)
+		q.SetQuestion("example.", dns.TypeDNSKEY)
+		q.SetEdns0(1232, true)
+		r, _, err := c.Exchange(q, "127.0.0.1:"+m.port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := map[uint16]*dns.DNSKEY{}
+		for _, rr := range r.Answer {
+			if k, ok := rr.(*dns.DNSKEY); ok {
+				keys[k.KeyTag()] = k
+			}
+		}
+		q = new(dns.Msg)
+		q.SetQuestion("host.remote.example.", dns.TypeA)
+		q.RecursionDesired = false
+		q.SetEdns0(1232, true)
+		if r, _, err = c.Exchange(q, "127.0.0.1:"+m.port); err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != dns.RcodeSuccess || r.Authoritative || len(r.Answer) != 0 {
+			t.Fatalf("rcode %s AA %v answer %v, want a referral\n%v", dns.RcodeToString[r.Rcode], r.Authoritative, r.Answer, r)
+		}
+		var ds []dns.RR
+		var sig *dns.RRSIG
+		ns := 0
+		for _, rr := range r.Ns {
+			switch rr := rr.(type) {
+			case *dns.DS:
+				ds = append(ds, rr)
+			case *dns.RRSIG:
+				if rr.TypeCovered == dns.TypeDS {
+					sig = rr
+				}
+			case *dns.NS:
+				ns++
+			}
+		}
+		if ns != 1 || len(ds) != 1 || sig == nil {
+			t.Fatalf("authority %v, want the NS, the DS and its RRSIG", r.Ns)
+		}
+		if ds[0].(*dns.DS).KeyTag != remoteKey.Tag() {
+			t.Errorf("DS %v, want the one of key %d", ds[0], remoteKey.Tag())
+		}
+		if k := keys[sig.KeyTag]; k == nil || sig.Verify(k, ds) != nil || !sig.ValidityPeriod(time.Now()) {
+			t.Errorf("RRSIG %v does not verify with the parent's DNSKEY %v", sig, keys)
+		}
+		if got := answerA(&dns.Msg{Answer: r.Extra}); !slices.Equal(got, []string{"192.0.2.99"}) {
+			t.Errorf("glue %v, want 192.0.2.99", r.Extra)
 		}
 	})
 
