@@ -214,6 +214,8 @@ records:
   - {name: www, type: A, data: 192.0.2.10}
   - {name: www, type: AAAA, data: "2001:db8::10"}
   - {name: alias, type: CNAME, data: www}
+  - {name: dangling, type: CNAME, data: nowhere.example.}
+  - {name: a.b, type: A, data: 192.0.2.11}
   - {name: "*.wild", type: A, data: 192.0.2.80}
   - {name: text, type: TXT, data: '"only text here"'}
   - {name: secure, type: NS, data: ns.secure.example.}
@@ -384,6 +386,24 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 				t.Errorf("A = %v, want [192.0.2.80]", got)
 			}
 		}},
+		{"wildcard NODATA", []string{"anything.wild.example", "MX"}, func(t *testing.T, r *digResult) {
+			validated(t, r, "NOERROR")
+			if len(r.Answer) != 0 {
+				t.Errorf("answer %v, want none", r.Answer)
+			}
+		}},
+		{"empty non-terminal", []string{"b.example", "A"}, func(t *testing.T, r *digResult) {
+			validated(t, r, "NOERROR")
+			if len(r.Answer) != 0 {
+				t.Errorf("answer %v, want none", r.Answer)
+			}
+		}},
+		{"CNAME to a name that does not exist", []string{"dangling.example", "A"}, func(t *testing.T, r *digResult) {
+			validated(t, r, "NOERROR")
+			if !slices.Equal(data(r.Answer, "CNAME"), []string{"nowhere.example."}) || len(data(r.Answer, "A")) != 0 {
+				t.Errorf("answer %v, want the CNAME alone", r.Answer)
+			}
+		}},
 		{"CNAME", []string{"alias.example", "A"}, func(t *testing.T, r *digResult) {
 			validated(t, r, "NOERROR")
 			if !slices.Equal(data(r.Answer, "CNAME"), []string{"www.example."}) || !slices.Equal(data(r.Answer, "A"), []string{"192.0.2.10"}) {
@@ -398,6 +418,18 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 		}},
 		{"secure delegation, NODATA in the child", []string{"host.secure.example", "TXT"}, func(t *testing.T, r *digResult) {
 			validated(t, r, "NOERROR")
+		}},
+		{"DS of the signed child", []string{"secure.example", "DS"}, func(t *testing.T, r *digResult) {
+			validated(t, r, "NOERROR")
+			if len(data(r.Answer, "DS")) != 1 {
+				t.Errorf("answer %v, want the DS", r.Answer)
+			}
+		}},
+		{"no DS for the unsigned child", []string{"insecure.example", "DS"}, func(t *testing.T, r *digResult) {
+			validated(t, r, "NOERROR")
+			if len(r.Answer) != 0 {
+				t.Errorf("answer %v, want none", r.Answer)
+			}
 		}},
 		{"insecure delegation", []string{"host.insecure.example", "A"}, func(t *testing.T, r *digResult) {
 			// The parent proves there is no DS: the answer is insecure,
