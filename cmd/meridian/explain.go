@@ -13,6 +13,7 @@ import (
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/geo"
 	"github.com/meridiandns/meridian/internal/cli"
+	"github.com/meridiandns/meridian/zones"
 )
 
 // explainCmd implements "meridian explain NAME --client ADDR[/PREFIX]":
@@ -79,6 +80,9 @@ func explain(ctx context.Context, cfg *config, name string, qtype uint16, client
 	if err != nil {
 		return nil, err
 	}
+	if err := invalidFor(snap, name); err != nil {
+		return nil, err
+	}
 	srv, err := dnsserver.New(cfg.server(), nil)
 	if err != nil {
 		return nil, err
@@ -92,6 +96,25 @@ func explain(ctx context.Context, cfg *config, name string, qtype uint16, client
 		srv.SetGeo(db)
 	}
 	return srv.Explain(name, qtype, client)
+}
+
+// invalidFor returns why name is not answered when the zone it falls in
+// is invalid and so left out of snap: otherwise the name would look like
+// one of no zone served.
+func invalidFor(snap *zones.Snapshot, name string) error {
+	name = zones.CanonicalName(name)
+	served := ""
+	for _, o := range snap.Zones() {
+		if dns.IsSubDomain(o, name) && len(o) > len(served) {
+			served = o
+		}
+	}
+	for _, iz := range snap.Invalid() {
+		if dns.IsSubDomain(iz.Origin, name) && len(iz.Origin) > len(served) {
+			return fmt.Errorf("zone %s is invalid and not served: %w", iz.Origin, iz.Err)
+		}
+	}
+	return nil
 }
 
 // parseClient reads ADDR or ADDR/PREFIX; host bits beyond the prefix are
