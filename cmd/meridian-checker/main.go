@@ -152,13 +152,14 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 		}})
 	w := &writer{db: pool, id: o.id, logger: logger, metrics: m, pending: map[string]verdict{}}
 	reload := make(chan struct{}, 1)
+	good := newLastGood(logger)
 	load := func() {
 		d, err := st.Load(ctx)
 		if err != nil {
 			logger.Error("Loading targets failed; probing the previous ones", "err", err)
 			return
 		}
-		ts := targets.FromZones(d.Zones, logger)
+		ts := targets.FromZones(good.apply(d.Zones), logger)
 		if err := sched.SetTargets(ts); err != nil {
 			logger.Warn("Some endpoints are not probed", "err", err)
 		}
