@@ -31,9 +31,10 @@ type KeyFile struct {
 	*Key
 	// Base is the path of the files without .key or .private.
 	Base string
-	// Created is when the key was made: the Created line of the .private
-	// file (written by dnssec-keygen and by WriteKeyFiles), else the
-	// modification time of the .key file.
+	// Created is when the key was made, to the second: the Created line
+	// of the .private file (written by dnssec-keygen and by
+	// WriteKeyFiles), else the modification time of the .key file (ldns
+	// writes no date).
 	Created time.Time
 }
 
@@ -88,7 +89,7 @@ func ReadKeyFile(base string) (*KeyFile, error) {
 	kf := &KeyFile{Key: k, Base: base, Created: created(string(priv))}
 	if kf.Created.IsZero() {
 		if st, err := os.Stat(base + ".key"); err == nil {
-			kf.Created = st.ModTime()
+			kf.Created = st.ModTime().UTC().Truncate(time.Second)
 		}
 	}
 	return kf, nil
@@ -313,7 +314,10 @@ func FinishRollover(dir, zone, role string, now time.Time, minAge time.Duration)
 		return nil, fmt.Errorf("signing: zone %s has %d %s key(s) (%s), not two: no rollover to finish", zone, len(keys), role, tags(keys))
 	}
 	old, next := keys[0], keys[1]
-	if next.Created.Before(old.Created) {
+	switch {
+	case old.Created.Equal(next.Created):
+		return nil, fmt.Errorf("signing: keys %d and %d of %s were made in the same second: which is the old one? Move its files to %s yourself", old.Tag(), next.Tag(), zone, filepath.Join(dir, RetiredDir))
+	case next.Created.Before(old.Created):
 		old, next = next, old
 	}
 	if age := now.Sub(next.Created); age < minAge {

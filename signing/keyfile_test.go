@@ -196,6 +196,14 @@ func TestRollover(t *testing.T) {
 	if _, err := os.Stat(r.Old.PrivateFile()); err != nil {
 		t.Errorf("retired private key: %v", err)
 	}
+
+	// Two keys of one second: which one is old cannot be told.
+	if _, err := StartRollover(dir, "example.com.", "KSK", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FinishRollover(dir, "example.com.", "KSK", t1.Add(2*time.Hour), time.Hour); err == nil || !strings.Contains(err.Error(), "same second") {
+		t.Errorf("finish with keys of one second: %v", err)
+	}
 }
 
 func TestParseAlgorithm(t *testing.T) {

@@ -313,7 +313,8 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := dnssecZones(t, dir, dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example.")), dsData(t, remoteKey.DS().String())[0])
+	remoteDS := dsData(t, remoteKey.DS().String())[0]
+	files := dnssecZones(t, dir, dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example.")), remoteDS)
 
 	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}
 	for _, f := range files {
@@ -549,6 +550,64 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 	})
 
 	base := m.httpBase(t)
+	// waitRRs waits until Meridian serves n records of type qtype at name.
+	waitRRs := func(t *testing.T, name string, qtype uint16, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			q := new(dns.Msg)
+			q.SetQuestion(name, qtype)
+			r, _, err := (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(q, "127.0.0.1:"+m.port)
+			got := -1
+			if err == nil {
+				got = len(r.Answer)
+			}
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s %s: %d records after 10s, want %d (%v)", name, dns.TypeToString[qtype], got, n, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	keys := func(args ...string) string {
+		return runMeridian(t, append([]string{"keys", "rollover"}, append(args, "--dir", keyDir, "--zone", "secure.example.")...)...)
+	}
+	t.Run("rollovers of the child's keys", func(t *testing.T) {
+		// The child's keys are made within the second; finish tells the
+		// old key from the new by the second it was made.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+
+		// ZSK: both keys sign, so a resolver that holds the old DNSKEY
+		// RRset validates the new answers.
+		keys("start", "--zsk")
+		waitRRs(t, "secure.example.", dns.TypeDNSKEY, 3)
+		validated(t, u.dig(t, "host.secure.example", "MX"), "NOERROR")
+		keys("finish", "--zsk", "--min-age", "0")
+		waitRRs(t, "secure.example.", dns.TypeDNSKEY, 2)
+		validated(t, startUnbound(t, unboundBin, m.port, anchor).dig(t, "host.secure.example", "A"), "NOERROR")
+
+		// KSK: both sign the DNSKEY RRset while the parent takes the new
+		// DS; then the old key goes, and its DS.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		keys("start", "--ksk")
+		waitRRs(t, "secure.example.", dns.TypeDNSKEY, 3)
+		validated(t, startUnbound(t, unboundBin, m.port, anchor).dig(t, "host.secure.example", "A"), "NOERROR")
+		both := dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example."))
+		if len(both) != 2 {
+			t.Fatalf("keys ds during a KSK rollover: %v, want two DS", both)
+		}
+		dnssecZones(t, dir, both, remoteDS)
+		waitRRs(t, "secure.example.", dns.TypeDS, 2)
+		validated(t, startUnbound(t, unboundBin, m.port, anchor).dig(t, "host.secure.example", "A"), "NOERROR")
+		keys("finish", "--ksk", "--min-age", "0")
+		waitRRs(t, "secure.example.", dns.TypeDNSKEY, 2)
+		dnssecZones(t, dir, dsData(t, runMeridian(t, "keys", "ds", "--dir", keyDir, "--zone", "secure.example.")), remoteDS)
+		waitRRs(t, "secure.example.", dns.TypeDS, 1)
+		validated(t, startUnbound(t, unboundBin, m.port, anchor).dig(t, "host.secure.example", "A"), "NOERROR")
+	})
+
 	t.Run("broken key file", func(t *testing.T) {
 		// A .private file broken in place fails the reload, naming it; the
 		// last good snapshot, with its keys, keeps being served.
@@ -610,8 +669,9 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		// A name Unbound has not cached: bogus, so SERVFAIL.
-		if r := u.dig(t, "host.secure.example", "AAAA"); r.Status != "SERVFAIL" {
+		// A resolver that has cached nothing: the child's DNSKEY RRset
+		// does not match the DS, so its answers are bogus: SERVFAIL.
+		if r := startUnbound(t, unboundBin, m.port, anchor).dig(t, "host.secure.example", "AAAA"); r.Status != "SERVFAIL" {
 			t.Errorf("status %s, want SERVFAIL (DNSKEY not matching the DS)\n%s", r.Status, r.Raw)
 		}
 		// The parent is untouched.

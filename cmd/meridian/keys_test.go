@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -30,6 +31,7 @@ func TestKeysCommands(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("generate --zsk: %d %q %q", code, out, errOut)
 	}
+	backdate(t, strings.TrimSpace(out))
 	if code, out, errOut = keysRun("generate", "--dir", dir, "--zone", "example.net", "--algorithm", "ED25519"); code != 0 {
 		t.Fatalf("generate a CSK: %d %q %q", code, out, errOut)
 	}
@@ -82,6 +84,29 @@ func TestKeysCommands(t *testing.T) {
 	}
 	if kfs, _ := signing.ReadKeyDir(dir); len(kfs) != 4 {
 		t.Errorf("%d keys after the rollovers, want 4 (KSK, new ZSK, two CSKs)", len(kfs))
+	}
+}
+
+// backdate makes the key whose files are base a day older, so that a
+// rollover in the same second can tell it from its successor.
+func backdate(t *testing.T, base string) {
+	t.Helper()
+	b, err := os.ReadFile(base + ".private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if v, ok := strings.CutPrefix(l, "Created: "); ok {
+			c, err := time.Parse("20060102150405", v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines[i] = "Created: " + c.Add(-24*time.Hour).Format("20060102150405")
+		}
+	}
+	if err := os.WriteFile(base+".private", []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
