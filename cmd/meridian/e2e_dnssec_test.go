@@ -201,6 +201,12 @@ func dsData(t *testing.T, out string) []string {
 // remote.example., served elsewhere.
 func dnssecZones(t *testing.T, dir string, childDS []string, remoteDS string) []string {
 	t.Helper()
+	// 30 TXT records of 60 octets: with their RRSIG, too big for UDP.
+	var txt []string
+	for i := range 30 {
+		txt = append(txt, fmt.Sprintf(`'"%02d%s"'`, i, strings.Repeat("x", 58)))
+	}
+	big := strings.Join(txt, ", ")
 	var ds strings.Builder
 	for _, d := range childDS {
 		fmt.Fprintf(&ds, "      - %s\n", d)
@@ -218,6 +224,7 @@ records:
   - {name: a.b, type: A, data: 192.0.2.11}
   - {name: "*.wild", type: A, data: 192.0.2.80}
   - {name: text, type: TXT, data: '"only text here"'}
+  - {name: big, type: TXT, data: [` + big + `]}
   - {name: secure, type: NS, data: ns.secure.example.}
   - {name: ns.secure, type: A, data: 127.0.0.1}
   - name: secure
@@ -364,6 +371,13 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 			slices.Sort(got)
 			if !slices.Equal(got, []string{"198.51.100.21", "198.51.100.22"}) {
 				t.Errorf("A = %v, want west's two addresses", got)
+			}
+		}},
+		{"too big for UDP", []string{"big.example", "TXT"}, func(t *testing.T, r *digResult) {
+			// Meridian truncates; Unbound asks again over TCP.
+			validated(t, r, "NOERROR")
+			if len(data(r.Answer, "TXT")) != 30 {
+				t.Errorf("%d TXT records, want 30", len(data(r.Answer, "TXT")))
 			}
 		}},
 		{"NODATA", []string{"text.example", "A"}, func(t *testing.T, r *digResult) {
