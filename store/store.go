@@ -15,8 +15,10 @@ import (
 // safe for concurrent use.
 type Store interface {
 	// Load returns a complete, consistent data set and its version. An
-	// error in any part of the data fails the whole Load, so that nothing
-	// half loaded is ever served.
+	// error in the data fails the whole Load, so that nothing half
+	// loaded is ever served; or, where a store can tell which zone is at
+	// fault, that zone alone comes back marked zones.Zone.Invalid, and
+	// the reloader keeps serving its last good version (zones.Rebuild).
 	Load(ctx context.Context) (*Data, error)
 	// Watch blocks until ctx is done, calling changed (never concurrently)
 	// whenever data may have changed. changed should return quickly; the
