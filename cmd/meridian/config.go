@@ -18,6 +18,7 @@ import (
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/signing"
 	"github.com/meridiandns/meridian/signing/keyseal"
+	"github.com/meridiandns/meridian/store/postgres"
 )
 
 // This file is the only place that uses viper. It fills config from, in
@@ -230,6 +231,11 @@ type storeConfig struct {
 	// out: keys sealed with them still open, until "meridianctl keys
 	// reseal" seals them with KeySecret.
 	KeyOldSecrets []string `mapstructure:"key_old_secrets"`
+	// ChangeLogRetention (store.change_log_retention) is how long the
+	// database's change log keeps a change: the server prunes older ones
+	// hourly. A server that falls further behind reloads every zone. 0
+	// disables pruning by this server.
+	ChangeLogRetention time.Duration `mapstructure:"change_log_retention"`
 }
 
 // keyring returns the keyring of store.key_secret and
@@ -388,6 +394,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("store.poll_interval", 5*time.Second)
 	v.SetDefault("store.key_secret", "")
 	v.SetDefault("store.key_old_secrets", []string{})
+	v.SetDefault("store.change_log_retention", postgres.DefaultChangeLogRetention)
 	v.SetDefault("health.checks", true)
 	v.SetDefault("health.agent_listen", "")
 	v.SetDefault("geo.database", "")
@@ -509,7 +516,8 @@ func (c *config) validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout}, {"dns.lameduck", c.DNS.Lameduck}, {"store.poll_interval", c.Store.PollInterval}, {"geo.reload_interval", c.Geo.ReloadInterval}} {
+	}{{"dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout}, {"dns.lameduck", c.DNS.Lameduck}, {"store.poll_interval", c.Store.PollInterval},
+		{"store.change_log_retention", c.Store.ChangeLogRetention}, {"geo.reload_interval", c.Geo.ReloadInterval}} {
 		// A bare number is read as nanoseconds: "5" would be 5ns.
 		if d.v > 0 && d.v < time.Millisecond {
 			return fmt.Errorf("%s: %s is less than a millisecond; write a unit, e.g. \"5s\"", d.key, d.v)
@@ -520,6 +528,9 @@ func (c *config) validate() error {
 	}
 	if c.Store.PollInterval <= 0 {
 		return fmt.Errorf("store.poll_interval: must be positive, got %s", c.Store.PollInterval)
+	}
+	if c.Store.ChangeLogRetention < 0 {
+		return fmt.Errorf("store.change_log_retention: must not be negative (0 turns pruning off), got %s", c.Store.ChangeLogRetention)
 	}
 	for _, f := range c.Zones.Files {
 		if f == "" {

@@ -38,6 +38,15 @@ func TestLoadConfig(t *testing.T) {
 				eq(t, "idle timeout", c.DNS.TCPIdleTimeout, def.TCPIdleTimeout)
 				eq(t, "max conns", c.DNS.TCPMaxConnections, def.TCPMaxConns)
 				eq(t, "log", c.Log, logConfig{Level: "info", Format: "text"})
+				eq(t, "change log retention", c.Store.ChangeLogRetention, 168*time.Hour)
+			},
+		},
+		{
+			name: "change log pruning off",
+			args: []string{"--database", "postgres://db.internal/meridian"},
+			env:  map[string]string{"MERIDIAN_STORE_CHANGE_LOG_RETENTION": "0"},
+			check: func(t *testing.T, c *config) {
+				eq(t, "change log retention", c.Store.ChangeLogRetention, time.Duration(0))
 			},
 		},
 		{
@@ -157,6 +166,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-cookie-secret.bad.yaml", `dns.cookies.secret: a cookie secret is 32 hexadecimal digits`},
 		{"cookie-accept-without-secret.bad.yaml", `dns.cookies.accept_secrets: set dns.cookies.secret too`},
 		{"bare-duration.bad.yaml", `store.poll_interval: 5ns is less than a millisecond`},
+		{"negative-retention.bad.yaml", `store.change_log_retention: must not be negative (0 turns pruning off), got -24h0m0s`},
 		{"bad-key-secret.bad.yaml", `store.key_secret: keyseal: the secret is 12 octets, want 32`},
 		{"key-secret-without-database.bad.yaml", `store.key_secret is set without store.database`},
 		{"no-zones.bad.yaml", "no zone files"},

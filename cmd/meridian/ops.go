@@ -18,6 +18,7 @@ import (
 	"github.com/meridiandns/meridian/internal/httpserve"
 	"github.com/meridiandns/meridian/internal/metrics"
 	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/store/postgres"
 )
 
 // ops is what "meridian serve" tells operators and their tools: metrics,
@@ -74,6 +75,25 @@ func newOps(srv *dnsserver.Server, r *reloader, st store.Store, tap *dnstaplog.L
 			return float64(b2i(up() && r.reloadOK.Load()))
 		}),
 	)
+	// Change-log pruning (store.change_log_retention): zero unless this
+	// server prunes a database.
+	prune := func() postgres.PruneStats {
+		if p, ok := st.(interface{ PruneStats() postgres.PruneStats }); ok {
+			return p.PruneStats()
+		}
+		return postgres.PruneStats{}
+	}
+	for result, f := range map[string]func() uint64{"ok": func() uint64 { return prune().OK }, "error": func() uint64 { return prune().Failed }} {
+		o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "store_change_log_prunes_total",
+			Help:        "Passes of this server pruning the database's change log, by result.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(f()) }))
+	}
+	o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "store_change_log_pruned_rows_total",
+		Help: "Rows of the database's change log deleted by this server's pruning.",
+	}, func() float64 { return float64(prune().Deleted) }))
 	if tap != nil {
 		for result, f := range map[string]func() uint64{"sent": tap.Sent, "dropped": tap.Dropped} {
 			o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

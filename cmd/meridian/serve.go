@@ -75,6 +75,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	}
 	defer closeStore()
 	idle := func(ctx context.Context) error { <-ctx.Done(); return nil }
+	pruner := actor{"change log pruner", idle}
+	if pg, ok := st.(*postgres.Store); ok && cfg.Store.ChangeLogRetention > 0 {
+		// Every server prunes: one is enough, but none is special, and
+		// concurrent prunes are safe (postgres.PruneChanges).
+		pruner.run = func(ctx context.Context) error {
+			pg.PruneChangeLog(ctx, cfg.Store.ChangeLogRetention, postgres.DefaultPruneInterval)
+			return nil
+		}
+	}
 	checks, agents := actor{"health checker", idle}, actor{"agent API", idle}
 	if cfg.Store.Database == "" && (cfg.Health.Checks || cfg.Health.AgentListen != "") {
 		h := store.NewHealth()
@@ -163,6 +172,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		actor{"watchdog", o.watchdog},
 		actor{"dns server", srv.Serve},
 		actor{"reloader", r.run},
+		pruner,
 		checks,
 		agents,
 		actor{"geoip watcher", func(ctx context.Context) error {

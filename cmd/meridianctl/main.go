@@ -18,6 +18,7 @@
 //	meridianctl token revoke ID
 //	meridianctl checkers [remove ID]
 //	meridianctl keys generate|list|ds|rollover start|rollover finish|reseal|audit
+//	meridianctl changes [prune [--keep DURATION]]
 //
 // Every command takes --database URL, by default $MERIDIAN_STORE_DATABASE,
 // and refuses a database whose schema it does not know ("meridian
@@ -53,6 +54,7 @@ var program = &cli.Program{
 		{Name: "token", Summary: "create, list and revoke agent API tokens", Run: tokenCmd},
 		{Name: "checkers", Summary: "list the health checkers; remove a retired one", Run: checkersCmd},
 		{Name: "keys", Summary: "generate, list and roll the zones' DNSSEC keys", Run: keysCmd},
+		{Name: "changes", Summary: "show the change log; prune it", Run: changesCmd},
 	},
 }
 

@@ -73,6 +73,9 @@ type Store struct {
 	degraded atomic.Bool
 	diverged atomic.Bool // the database went back behind the data loaded
 	reason   atomic.Pointer[string]
+
+	prunes [2]atomic.Uint64 // PruneChangeLog passes, by result (index 1: ok)
+	pruned atomic.Uint64    // change-log rows they deleted
 }
 
 var _ store.Store = (*Store)(nil)
@@ -169,9 +172,10 @@ func (s *Store) setHealthy() {
 
 // Load implements store.Store. The first load reads every zone; later ones
 // read the change log since the last load and reread only the zones it
-// names, all in one read-only REPEATABLE READ transaction, so the result
-// is one consistent version. When the database cannot be reached before
-// anything was loaded from it, the cache file is served instead.
+// names (every zone when the log was pruned past the last load, see
+// PruneChanges), all in one read-only REPEATABLE READ transaction, so the
+// result is one consistent version. When the database cannot be reached
+// before anything was loaded from it, the cache file is served instead.
 func (s *Store) Load(ctx context.Context) (*store.Data, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -258,17 +262,30 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 	}
 	version := uint64(v)
 	next := s.zones
-	if s.zones != nil && version > s.version && s.version > 0 && !s.diverged.Load() {
-		// The change that gave us our version must still be in the log;
-		// if not, the database was restored from a backup and has moved
-		// on since: changes after our version would belong to another
-		// history than the one we hold.
-		var ours bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM changes WHERE version = $1)", int64(s.version)).Scan(&ours); err != nil {
+	// pruned is the change log's watermark when it was pruned past our
+	// version: the log can no longer say which zones changed since.
+	var pruned uint64
+	if s.zones != nil && version > s.version && !s.diverged.Load() {
+		var through int64
+		if err := tx.QueryRow(ctx, "SELECT pruned_through FROM change_log").Scan(&through); err != nil {
 			return nil, fmt.Errorf("postgres: read change log: %w", err)
 		}
-		if !ours {
-			s.setDiverged(version)
+		switch {
+		case through > 0 && s.version <= uint64(through):
+			pruned = uint64(through)
+		case s.version > 0:
+			// Above the watermark, the change that gave us our version
+			// must still be in the log; if not, the database was
+			// restored from a backup and has moved on since: changes
+			// after our version would belong to another history than
+			// the one we hold.
+			var ours bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM changes WHERE version = $1)", int64(s.version)).Scan(&ours); err != nil {
+				return nil, fmt.Errorf("postgres: read change log: %w", err)
+			}
+			if !ours {
+				s.setDiverged(version)
+			}
 		}
 	}
 	switch {
@@ -290,6 +307,16 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 			return nil, err
 		}
 		s.opts.Logger.Warn("PostgreSQL moved past the data served after going back; loaded it whole", "version", version)
+	case pruned > 0:
+		// This server fell further behind than the change log's
+		// retention (cut off from the database, say): reading every
+		// zone is the only way to catch up. The data is the same
+		// history, so this is no divergence.
+		if next, err = ReadZones(ctx, tx, nil); err != nil {
+			return nil, err
+		}
+		s.opts.Logger.Warn("The change log was pruned past the version served: loaded every zone",
+			"served_version", s.version, "pruned_through", pruned, "version", version, "zones", len(next))
 	case version > s.version:
 		rows, err := tx.Query(ctx, "SELECT DISTINCT zone_id FROM changes WHERE version > $1 AND version <= $2", int64(s.version), v)
 		if err != nil {
