@@ -273,7 +273,7 @@ func keysRollover(_ context.Context, args []string, stdout, stderr io.Writer) in
 			return 1
 		}
 		fmt.Fprintln(stdout, r.New.Base)
-		fmt.Fprintf(stderr, "%s: %s key %d will sign beside %d from the next reload (SIGHUP, or at once when the server watches the directory).\n", full, role, r.New.Tag(), r.Old.Tag())
+		fmt.Fprintf(stderr, "%s: %s key %d is published and signs beside %d from the next reload (at once: the server watches the key directory).\n", full, role, r.New.Tag(), r.Old.Tag())
 		if r.New.KSK() {
 			fmt.Fprintf(stderr, "Next: publish the new DS in the parent (meridian keys ds --dir %s --zone %s), wait the old DS's TTL, then run finish.\n", f.dir, f.zone)
 		} else {
