@@ -692,6 +692,30 @@ func TestE2EDNSSECUnbound(t *testing.T) {
 		validated(t, u.dig(t, "alias.example", "AAAA"), "NOERROR")
 	})
 
+	t.Run("keys removed: the zone stays signed", func(t *testing.T) {
+		// Its DS may be at the parent: a running server never serves a
+		// signed zone unsigned (zones.ErrUnsigned), it keeps the last
+		// signed version and says why.
+		kfs, err := signing.ReadKeyDir(keyDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := m.nextLogIndex()
+		for _, kf := range kfs {
+			if kf.DNSKEY.Hdr.Name == "secure.example." {
+				os.Remove(kf.PublicFile())
+				os.Remove(kf.PrivateFile())
+			}
+		}
+		m.waitLog(t, from, 10*time.Second, func(l logLine) bool {
+			reason, _ := l.attrs["reason"].(string)
+			return l.Level == "ERROR" && l.attrs["zone"] == "secure.example." && strings.Contains(reason, "would go unsigned")
+		})
+		if tags := keyTags(t, m.port, "secure.example."); len(tags) != 2 {
+			t.Errorf("secure.example. DNSKEY tags %v, want the last keys still served", tags)
+		}
+	})
+
 	t.Run("trust anchor of another key", func(t *testing.T) {
 		other, err := signing.Generate("example.", dns.ECDSAP256SHA256, signing.FlagKSK)
 		if err != nil {
