@@ -11,7 +11,9 @@
 #   MODES=fixed SCENARIOS=static scripts/bench.sh
 #
 # Knobs: RATE (offered qps in mode "fixed"), MODES ("fixed max"), SCENARIOS
-# ("static nx"), DUR (s per run), REPS, PORT, SERVER_CPU, CLIENT_CPU, CLIENTS,
+# ("static geo nx"; "static-do" and "geo-do" ask the same names with the DO
+# bit of a zone signed for the run, so that signed and unsigned answers of
+# one server are compared in one run), DUR (s per run), REPS, PORT, SERVER_CPU, CLIENT_CPU, CLIENTS,
 # OUTSTANDING, WORKERS (UDP sockets/goroutines, default 1 = one core).
 set -euo pipefail
 
@@ -59,13 +61,21 @@ geoargs=()
 if [ -s "$GEOIP" ]; then
   geoargs=(--geoip "$GEOIP")
 else
-  log "no GeoIP database: skipping the geo scenario"; SCENARIOS=${SCENARIOS//geo/}
+  log "no GeoIP database: skipping the geo scenario"; SCENARIOS=$(tr ' ' '\n' <<<"$SCENARIOS" | grep -v '^geo' | xargs)
 fi
 # ECS 81.2.69.0/24 (RFC 7871 section 6): family 1, source 24, scope 0, 3 octets.
 ECS_OPT="8:00011800510245"
 
 echo "static.svc.example A" > "$WORK/static.txt"
 echo "www.svc.example A" > "$WORK/geo.txt"
+cp "$WORK/static.txt" "$WORK/static-do.txt"
+cp "$WORK/geo.txt" "$WORK/geo-do.txt"
+# A scenario asking with DO signs the zone with a combined ECDSA P-256 key.
+if [[ " $SCENARIOS " == *"-do "* ]]; then
+  mkdir -p "$WORK/keys"
+  "$WORK/meridian" keys generate --dir "$WORK/keys" --zone svc.example. >/dev/null
+  export MERIDIAN_DNSSEC_KEY_DIR="$WORK/keys"
+fi
 for i in $(seq 1 20000); do echo "nx$i.svc.example A"; done > "$WORK/nx.txt"
 
 MERIDIAN_DNS_UDP_WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$WORK/meridian" serve \
@@ -89,11 +99,14 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 
 printf '%-7s %-6s %4s %10s %8s %8s %10s\n' scenario mode rep qps lost cpu% "µs/query"
 for mode in $MODES; do
-  for sc in $SCENARIOS; do
-    for rep in $(seq 1 "$REPS"); do
+  # Scenarios are interleaved within each repetition, so that a noisy
+  # moment of the machine falls on all of them alike.
+  for rep in $(seq 1 "$REPS"); do
+    for sc in $SCENARIOS; do
       extra=()
       [ "$mode" = fixed ] && extra=(-Q "$RATE")
-      [ "$sc" = geo ] && extra+=(-E "$ECS_OPT")
+      [[ "$sc" == geo* ]] && extra+=(-E "$ECS_OPT")
+      [[ "$sc" == *-do ]] && extra+=(-D)
       t0=$(cpu_ticks); s0=$(date +%s.%N)
       out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/$sc.txt" -l "$DUR" \
         -n 100000000 -c "$CLIENTS" -T 1 -q "$OUTSTANDING" -t 2 "${extra[@]}" 2>&1)
