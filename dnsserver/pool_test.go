@@ -284,6 +284,13 @@ func wantDCs(dcs, soa string) func(t *testing.T, r *dns.Msg) {
 		if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
 			t.Errorf("rcode %d AA %v", r.Rcode, r.Authoritative)
 		}
+		for _, rr := range r.Ns {
+			if soa, ok := rr.(*dns.SOA); ok && soa.Serial > 1 {
+				// The serial of a zone with pools starts at the clock
+				// (zones/serial.go); the file's is 1.
+				soa.Serial = 1
+			}
+		}
 		if got, want := rrStrings(r.Ns), wantRRs(t, nonEmpty(soa)...); !equalStrings(got, want) {
 			t.Errorf("authority %v, want %v", got, want)
 		}

@@ -82,6 +82,12 @@ type zoneTree struct {
 	// signatures are due.
 	src     *Zone
 	version uint64
+	// serial is the SOA serial served, fileSerial the one the zone's
+	// source gave and digest its content's hash (serial.go): the next
+	// version of the zone decides its serial from them.
+	serial     uint32
+	fileSerial uint32
+	digest     uint64
 
 	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
 	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)
@@ -385,7 +391,11 @@ func (s *Snapshot) compile(prev *Snapshot, reuse bool, z *Zone, old *zoneTree, v
 	if old != nil && old.keys != nil && z.Keys == nil {
 		return nil, fmt.Errorf("%s: zone %s %w", z.Source, CanonicalName(z.Origin), ErrUnsigned)
 	}
-	t, err := buildTree(z, now)
+	hist := old
+	if hist == nil {
+		hist = was
+	}
+	t, err := buildTree(z, now, hist)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +415,7 @@ func (s *Snapshot) keep(old *zoneTree, reuse bool, now time.Time) *zoneTree {
 	if reuse && current(old, now) {
 		return old
 	}
-	t, err := buildTree(old.src, now)
+	t, err := buildTree(old.src, now, old)
 	if err != nil {
 		return nil
 	}
@@ -467,9 +477,10 @@ func WireName(name string) ([]byte, error) {
 	return []byte(k), err
 }
 
-// buildTree compiles one validated zone.
-func buildTree(z *Zone, now time.Time) (*zoneTree, error) {
-	t, pools, err := compileTree(z, now)
+// buildTree compiles one validated zone; prev is the tree of its origin
+// served before, if any, for the serial.
+func buildTree(z *Zone, now time.Time, prev *zoneTree) (*zoneTree, error) {
+	t, pools, err := compileTree(z, now, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -507,7 +518,7 @@ func (t *zoneTree) setRef() {
 	}
 }
 
-func compileTree(z *Zone, now time.Time) (*zoneTree, []*CompiledPool, error) {
+func compileTree(z *Zone, now time.Time, prev *zoneTree) (*zoneTree, []*CompiledPool, error) {
 	t := &zoneTree{origin: CanonicalName(z.Origin), nodes: map[string]*node{}}
 	for _, r := range z.Records {
 		name := CanonicalName(r.RR.Header().Name)
@@ -524,6 +535,11 @@ func compileTree(z *Zone, now time.Time) (*zoneTree, []*CompiledPool, error) {
 	if soa == nil {
 		return nil, nil, &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s has no SOA record", t.origin)}
 	}
+	// The serial is settled before any answer holds the SOA (and before
+	// signing), so that queries and transfers see the same one.
+	t.fileSerial, t.digest = soa.Serial, contentDigest(z)
+	t.serial = servedSerial(prev, z, soa.Serial, t.digest, now)
+	soa.Serial = t.serial
 	if z.Keys != nil {
 		if err := addKeyRecords(t, z, apex, soa); err != nil {
 			return nil, nil, err
