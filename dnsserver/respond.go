@@ -79,8 +79,21 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 		return s.reply(q, out, nil, dns.RcodeRefused, limit)
 	}
 	switch q.qtype {
-	case dns.TypeAXFR, dns.TypeIXFR:
-		return s.reply(q, out, nil, dns.RcodeRefused, limit) // zone transfers are not offered
+	case dns.TypeIXFR:
+		// Over UDP an IXFR gets the current SOA, which sends a client
+		// that is behind to TCP (RFC 1995 section 2); over TCP the
+		// connection loop hands transfers to the Transferer before they
+		// get here.
+		if s.xfr != nil && !tcp {
+			if r := s.udpTransfer(q, out, pkt, src, limit); r != nil {
+				return r
+			}
+		}
+		return s.reply(q, out, nil, dns.RcodeRefused, limit)
+	case dns.TypeAXFR:
+		// AXFR over UDP is not defined (RFC 5936 section 4.2): REFUSED,
+		// as RFC 1035 section 4.1.1 gives zone transfers as its example.
+		return s.reply(q, out, nil, dns.RcodeRefused, limit)
 	case dns.TypeNXNAME:
 		return s.reply(q, out, nil, dns.RcodeFormatError, limit) // a meta-type, never asked for (RFC 9824 section 3.5)
 	}

@@ -38,6 +38,7 @@ type Server struct {
 	tcpClients tcpClients
 	stats      *statsTable               // under mu
 	tap        Tap                       // set before Serve; nil: off
+	xfr        Transferer                // set before Serve; nil: transfers refused
 	rrl        *limiter                  // nil: off
 	cookies    atomic.Pointer[cookieJar] // nil: off
 	cookieSeen [numCookieStates]atomic.Uint64

@@ -121,6 +121,12 @@ func (s *Server) serveConn(ctx context.Context, c *net.TCPConn, src netip.AddrPo
 		if _, err := io.ReadFull(r, in[:l]); err != nil {
 			return
 		}
+		if s.xfr != nil && isTransfer(in[:l]) {
+			if s.serveTransfer(ctx, c, in[:l], src) != nil {
+				return
+			}
+			continue
+		}
 		reply := s.handle(&q, out[2:2], in[:l], true, src, nanotime())
 		if reply == nil {
 			return // not a query: nothing sensible to say on this stream
@@ -141,4 +147,22 @@ func addrPort(a net.Addr) netip.AddrPort {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return netip.AddrPort{}
+}
+
+// serveTransfer hands a transfer query to the Transferer, writing each
+// message it makes as a frame with the idle timeout as the deadline of
+// each write, so that a client that stops reading is let go. An error
+// ends the connection.
+func (s *Server) serveTransfer(ctx context.Context, c *net.TCPConn, pkt []byte, src netip.AddrPort) error {
+	buf := make([]byte, 0, 2+maxTCPSize)
+	return s.xfr.ServeTCP(ctx, pkt, src, func(msg []byte) error {
+		if len(msg) > maxTCPSize {
+			return errors.New("dnsserver: transfer message too large")
+		}
+		buf = binary.BigEndian.AppendUint16(buf[:0], uint16(len(msg)))
+		buf = append(buf, msg...)
+		c.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
+		_, err := c.Write(buf)
+		return err
+	})
 }

@@ -124,3 +124,15 @@ func canonicalKey(name string) string {
 	}
 	return b.String()
 }
+
+// SOA returns the SOA record served for the zone at origin, with the
+// serial served, or nil when the snapshot does not serve it. The record
+// is shared with the snapshot and must not be modified.
+func (s *Snapshot) SOA(origin string) *dns.SOA {
+	t := s.tree(origin)
+	if t == nil {
+		return nil
+	}
+	soa, _ := t.nodes[mustKey(t.origin)].rrsets[dns.TypeSOA][0].(*dns.SOA)
+	return soa
+}
