@@ -71,13 +71,15 @@ func (n *notifier) covers(origin string) bool {
 	return false
 }
 
-// run lets changed send until ctx is done, then stops what is pending
-// and waits for it.
-func (n *notifier) run(ctx context.Context) {
+// start lets changed send, until stop.
+func (n *notifier) start(ctx context.Context) {
 	n.mu.Lock()
 	n.ctx = ctx
 	n.mu.Unlock()
-	<-ctx.Done()
+}
+
+// stop stops what is pending and waits for it.
+func (n *notifier) stop() {
 	n.mu.Lock()
 	n.ctx = nil
 	for _, p := range n.pending {
@@ -88,7 +90,7 @@ func (n *notifier) run(ctx context.Context) {
 }
 
 // changed notifies origin's secondaries that its serial is now soa's.
-// It does not block; without run going it does nothing.
+// It does not block; before start and after stop it does nothing.
 func (n *notifier) changed(origin string, soa *dns.SOA) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -143,6 +145,7 @@ func (n *notifier) send(ctx context.Context, origin string, soa *dns.SOA, to str
 			m.SetTsig(k.name, k.alg, fudge, time.Now().Unix())
 		}
 		c.Timeout = timeout
+		next := time.Now().Add(timeout)
 		r, _, err := c.ExchangeContext(ctx, m, to)
 		if ctx.Err() != nil {
 			return // superseded by a newer change, or shutting down
@@ -156,6 +159,15 @@ func (n *notifier) send(ctx context.Context, origin string, soa *dns.SOA, to str
 			return
 		}
 		n.logger.Debug("NOTIFY not answered", "zone", origin, "serial", soa.Serial, "to", to, "try", try, "err", err)
+		// An error can come at once (ICMP port unreachable while the
+		// secondary starts): wait out the try's time all the same.
+		if try < n.tries {
+			select {
+			case <-time.After(time.Until(next)):
+			case <-ctx.Done():
+				return
+			}
+		}
 		timeout *= 2
 	}
 	n.logger.Warn("NOTIFY never answered", "zone", origin, "serial", soa.Serial, "to", to, "tries", n.tries)

@@ -62,9 +62,23 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 }
 
 // Run sends NOTIFY messages until ctx is done, then stops those still
-// being retried.
+// being retried. It starts by notifying the secondaries of every zone
+// published before it ran: the zones may have changed while the server
+// was down.
 func (s *Server) Run(ctx context.Context) error {
-	s.notifier.run(ctx)
+	s.notifier.start(ctx)
+	s.mu.Lock()
+	snap := s.snap
+	s.mu.Unlock()
+	if snap != nil {
+		for _, origin := range snap.Zones() {
+			if s.notifier.covers(origin) {
+				s.notifier.changed(origin, snap.SOA(origin))
+			}
+		}
+	}
+	<-ctx.Done()
+	s.notifier.stop()
 	return nil
 }
 

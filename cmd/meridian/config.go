@@ -19,6 +19,7 @@ import (
 	"github.com/meridiandns/meridian/signing"
 	"github.com/meridiandns/meridian/signing/keyseal"
 	"github.com/meridiandns/meridian/store/postgres"
+	"github.com/meridiandns/meridian/transfer"
 )
 
 // This file is the only place that uses viper. It fills config from, in
@@ -41,7 +42,9 @@ type config struct {
 	Geo    geoConfig    `mapstructure:"geo"`
 	HTTP   httpConfig   `mapstructure:"http"`
 	Dnstap dnstapConfig `mapstructure:"dnstap"`
-	Log    logConfig    `mapstructure:"log"`
+	// Transfer is in config_transfer.go.
+	Transfer transferConfig `mapstructure:"transfer"`
+	Log      logConfig      `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
 	file string
@@ -404,6 +407,9 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dnstap.file", "")
 	v.SetDefault("dnstap.identity", "")
 	v.SetDefault("dnstap.queue", 10000)
+	v.SetDefault("transfer.journal_size", transfer.DefaultJournalSize)
+	v.SetDefault("transfer.notify_tries", transfer.DefaultNotifyTries)
+	v.SetDefault("transfer.notify_timeout", transfer.DefaultNotifyTimeout)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
 
@@ -539,6 +545,9 @@ func (c *config) validate() error {
 	}
 	if c.Dnstap.Socket != "" && c.Dnstap.File != "" {
 		return errors.New("dnstap.socket and dnstap.file are both set: choose one output")
+	}
+	if _, err := c.Transfer.parse(); err != nil {
+		return err
 	}
 	if c.Dnstap.Queue <= 0 {
 		return fmt.Errorf("dnstap.queue: must be positive, got %d", c.Dnstap.Queue)

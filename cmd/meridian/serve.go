@@ -20,6 +20,8 @@ import (
 	"github.com/meridiandns/meridian/internal/httpserve"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
+	"github.com/meridiandns/meridian/transfer"
+	"github.com/meridiandns/meridian/zones"
 )
 
 // serveCmd implements "meridian serve": it serves the configured zones
@@ -100,7 +102,22 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			agents.run = run
 		}
 	}
-	r := newReloader(st, srv, logger)
+	var pub publisher = srv
+	xfrActor := actor{"zone transfers", idle}
+	if cfg.Transfer.enabled() {
+		xc, err := cfg.Transfer.parse()
+		if err != nil {
+			return err
+		}
+		x, err := transfer.New(xc, logger)
+		if err != nil {
+			return err
+		}
+		srv.SetTransferer(x)
+		pub = transferPublisher{srv, x}
+		xfrActor.run = x.Run
+	}
+	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
 	var tap *dnstaplog.Logger
 	if cfg.Dnstap.Socket != "" || cfg.Dnstap.File != "" {
@@ -169,6 +186,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 
 	return runGroup(ctx,
 		tapActor,
+		xfrActor,
 		actor{"watchdog", o.watchdog},
 		actor{"dns server", srv.Serve},
 		actor{"reloader", r.run},
@@ -310,4 +328,20 @@ func newLogger(w io.Writer, cfg logConfig) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// transferPublisher publishes each snapshot to the DNS server, then,
+// when the server took it, to the transfer server, which journals the
+// changed zones and notifies their secondaries.
+type transferPublisher struct {
+	srv *dnsserver.Server
+	x   *transfer.Server
+}
+
+func (p transferPublisher) Publish(snap *zones.Snapshot) bool {
+	if !p.srv.Publish(snap) {
+		return false
+	}
+	p.x.Publish(snap)
+	return true
 }

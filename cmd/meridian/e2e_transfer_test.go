@@ -1,0 +1,288 @@
+package main
+
+// Knot DNS as a secondary of Meridian (issue 16): Knot transfers a zone
+// by AXFR at start, is sent a NOTIFY when the zone file changes, and
+// transfers the change by IXFR; what it then serves is compared record
+// by record with Meridian's AXFR. Real dig checks the refusals: a wrong
+// TSIG secret gets NOTAUTH, an address no rule lists gets REFUSED. All
+// on loopback, every wait bounded.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/internal/logbuf"
+)
+
+const xfrSecret = "Zm9yIHRoZSBlMmUgdHJhbnNmZXIgdGVzdCBvbmx5IQ=="
+
+func transferZone(serial int, extra string) string {
+	return fmt.Sprintf(`$ORIGIN example.com.
+$TTL 300
+@    IN SOA ns1 hostmaster %d 7200 3600 1209600 60
+@    IN NS  ns1
+ns1  IN A   192.0.2.53
+www  IN A   192.0.2.1
+www  IN AAAA 2001:db8::1
+mail IN MX  10 www
+%s`, serial, extra)
+}
+
+func TestE2EKnotSecondary(t *testing.T) {
+	knotd := requireKnotd(t)
+	requireDig(t)
+	dir := t.TempDir()
+	zoneFile := filepath.Join(dir, "example.com.zone")
+	if err := os.WriteFile(zoneFile, []byte(transferZone(1, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	knotPort := freePort(t)
+	conf := fmt.Sprintf(`dns:
+  listen: ["127.0.0.1:0"]
+zones:
+  files: [%q]
+health:
+  checks: false
+transfer:
+  tsig_keys:
+    - {name: xfr-key, algorithm: hmac-sha256, secret: %q}
+  allow:
+    - {zones: ["example.com."], from: ["127.0.0.1"], keys: [xfr-key]}
+  notify:
+    - {zones: "*", to: ["127.0.0.1:%s"], key: xfr-key}
+`, zoneFile, xfrSecret, knotPort)
+	confFile := filepath.Join(dir, "meridian.yaml")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := startMeridian(t, dir, nil, "--config", confFile)
+
+	k := startKnotSecondary(t, knotd, knotPort, m.port)
+	knotDig := func(q ...string) *digResult {
+		r, err := (&meridian{port: knotPort}).dig(q...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	waitUntil(t, "Knot serves serial 1 after its AXFR", func() bool {
+		r := knotDig("example.com", "SOA")
+		return r.Status == "NOERROR" && len(r.Answer) == 1 && strings.Fields(r.Answer[0].Data)[2] == "1"
+	})
+	if !strings.Contains(k.String(), "AXFR, incoming") {
+		t.Errorf("Knot did not log an incoming AXFR:\n%s", k.String())
+	}
+
+	// A change: the zone file is rewritten; Meridian reloads it and
+	// NOTIFYs Knot, which asks for an IXFR.
+	from := m.nextLogIndex()
+	if err := os.WriteFile(zoneFile, []byte(transferZone(2, "new  IN A 192.0.2.99\nwww  IN A 192.0.2.2\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.waitLog(t, from, 10*time.Second, func(l logLine) bool { return l.Msg == "NOTIFY answered" && fmt.Sprint(l.attrs["serial"]) == "2" })
+	waitUntil(t, "Knot serves the new record", func() bool {
+		r := knotDig("new.example.com", "A")
+		return r.Status == "NOERROR" && slices.Equal(data(r.Answer, "A"), []string{"192.0.2.99"})
+	})
+	logs := k.String()
+	if !strings.Contains(logs, "IXFR, incoming") || strings.Contains(logs, "AXFR-style") {
+		t.Errorf("Knot did not take the change by IXFR:\n%s", logs)
+	}
+	m.waitLog(t, from, 5*time.Second, func(l logLine) bool { return l.Msg == "Zone transfer" && l.attrs["type"] == "IXFR" })
+
+	// What Knot serves is what Meridian serves, record by record.
+	key := "hmac-sha256:xfr-key:" + xfrSecret
+	mine := axfrRecords(t, m.port, "-y", key)
+	theirs := axfrRecords(t, knotPort)
+	if !slices.Equal(mine, theirs) || len(mine) < 8 {
+		t.Errorf("zones differ:\nMeridian:\n%s\nKnot:\n%s", strings.Join(mine, "\n"), strings.Join(theirs, "\n"))
+	}
+
+	// Refusals. Real dig shows the TSIG errors of NOTAUTH (it prints no
+	// header for a transfer, so the rcode of REFUSED is read with
+	// miekg/dns), and that no transfer gets through over TCP.
+	wrong := "hmac-sha256:xfr-key:" + "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="
+	for _, c := range []struct {
+		name string
+		args []string
+		want string // in dig's output of an IXFR over UDP
+	}{
+		{"wrong secret", []string{"-y", wrong}, "BADSIG"},
+		{"unknown key", []string{"-y", "hmac-sha256:other-key:" + xfrSecret}, "BADKEY"},
+		{"no key", nil, ""},
+		{"address not listed", []string{"-b", "127.0.0.2", "-y", key}, ""},
+	} {
+		if c.want != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			args := append([]string{"@127.0.0.1", "-p", m.port, "+time=2", "+tries=1"}, c.args...)
+			out, _ := exec.CommandContext(ctx, "dig", append(args, "example.com", "IXFR=1", "+notcp")...).CombinedOutput()
+			cancel()
+			if !strings.Contains(string(out), "tsig indicates error") || !strings.Contains(string(out), c.want) {
+				t.Errorf("%s: no TSIG error %s in:\n%s", c.name, c.want, out)
+			}
+		}
+		if got := axfrRecords(t, m.port, c.args...); len(got) != 0 {
+			t.Errorf("%s: AXFR over TCP gave %d records", c.name, len(got))
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		local string
+		key   bool
+		rcode int
+	}{
+		{"wrong secret", "127.0.0.1", true, dns.RcodeNotAuth},
+		{"no key", "127.0.0.1", false, dns.RcodeRefused},
+		{"address not listed", "127.0.0.2", true, dns.RcodeRefused},
+	} {
+		q := new(dns.Msg)
+		q.SetAxfr("example.com.")
+		cl := &dns.Client{Net: "tcp", Timeout: 2 * time.Second,
+			Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.local)}}}
+		if c.key {
+			secret := xfrSecret
+			if c.rcode == dns.RcodeNotAuth {
+				secret = "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="
+			}
+			q.SetTsig("xfr-key.", dns.HmacSHA256, 300, time.Now().Unix())
+			cl.TsigSecret = map[string]string{"xfr-key.": secret}
+		}
+		r, _, err := cl.Exchange(q, "127.0.0.1:"+m.port)
+		if r == nil || r.Rcode != c.rcode {
+			t.Errorf("%s: AXFR reply %v (%v), want %s", c.name, r, err, dns.RcodeToString[c.rcode])
+		}
+	}
+	// The server is unhurt: Knot still gets the zone.
+	if got := axfrRecords(t, m.port, "-y", key); !slices.Equal(got, mine) {
+		t.Errorf("AXFR after the refusals: %d records", len(got))
+	}
+}
+
+// axfrRecords runs dig AXFR and returns the records, normalised (one
+// space, lower case), sorted, the SOA once.
+func axfrRecords(t *testing.T, port string, args ...string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	all := append([]string{"@127.0.0.1", "-p", port, "+time=2", "+tries=1", "+nocmd", "+nostats", "+nocomments"}, args...)
+	all = append(all, "example.com", "AXFR")
+	out, _ := exec.CommandContext(ctx, "dig", all...).CombinedOutput()
+	var rrs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line == "" || strings.HasPrefix(line, ";") {
+			continue
+		}
+		f := strings.Fields(strings.ToLower(line))
+		if len(f) < 5 || f[3] == "tsig" {
+			continue
+		}
+		rr := strings.Join(f, " ")
+		if !slices.Contains(rrs, rr) {
+			rrs = append(rrs, rr)
+		}
+	}
+	slices.Sort(rrs)
+	return rrs
+}
+
+// waitUntil polls ok for up to 20 s.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startKnotSecondary starts knotd on 127.0.0.1:port as a secondary of
+// example.com. from Meridian at 127.0.0.1:primary, with the TSIG key for
+// transfers and NOTIFY, and lets anyone on loopback AXFR from it.
+func startKnotSecondary(t *testing.T, knotd, port, primary string) *logbuf.Buffer {
+	t.Helper()
+	dir := t.TempDir()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroupId(u.Gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`server:
+    rundir: %[1]s
+    user: %[2]s:%[3]s
+    listen: 127.0.0.1@%[4]s
+control:
+    listen: %[1]s/knot.sock
+database:
+    storage: %[1]s/db
+log:
+  - target: stderr
+    any: info
+key:
+  - id: xfr-key
+    algorithm: hmac-sha256
+    secret: %[6]s
+remote:
+  - id: meridian
+    address: 127.0.0.1@%[5]s
+    key: xfr-key
+acl:
+  - id: notify
+    address: 127.0.0.1
+    key: xfr-key
+    action: notify
+  - id: transfer
+    address: 127.0.0.1
+    action: transfer
+template:
+  - id: default
+    storage: %[1]s
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: changes
+    semantic-checks: off
+zone:
+  - domain: example.com.
+    master: meridian
+    acl: [notify, transfer]
+`, dir, u.Username, g.Name, port, primary, xfrSecret)
+	confPath := filepath.Join(dir, "knot.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The journal, where Knot keeps the changes IXFR brings, lives there.
+	if err := os.Mkdir(filepath.Join(dir, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logbuf.Buffer{}
+	cmd := exec.Command(knotd, "--config", confPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start knotd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("knotd log:\n%s", logs.String())
+		}
+	})
+	return logs
+}
