@@ -294,6 +294,13 @@ func StartRollover(dir, zone, role string, now time.Time) (*Rollover, error) {
 			return nil, err
 		}
 	}
+	// The successor is stamped after its predecessor even when both are
+	// made within one second (as a script or a test does), so that
+	// FinishRollover can always tell which key is the old one: the files
+	// keep the time to the second only.
+	if floor := old[0].Created.Add(time.Second); now.Before(floor) {
+		now = floor
+	}
 	kf, err := WriteKeyFiles(dir, k, now)
 	if err != nil {
 		return nil, err

@@ -197,10 +197,23 @@ func TestRollover(t *testing.T) {
 		t.Errorf("retired private key: %v", err)
 	}
 
-	// Two keys of one second: which one is old cannot be told.
-	if _, err := StartRollover(dir, "example.com.", "KSK", t0); err != nil {
+	// A rollover started within the second its predecessor was made
+	// stamps the successor a second later, so finishing it retires the
+	// predecessor.
+	r, err = StartRollover(dir, "example.com.", "KSK", t0)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if want := t0.Add(time.Second); !r.New.Created.Equal(want) {
+		t.Errorf("successor made at %s, want %s", r.New.Created, want)
+	}
+	if r, err = FinishRollover(dir, "example.com.", "KSK", t1.Add(2*time.Hour), time.Hour); err != nil || r.Old.Tag() != ksk.Tag() {
+		t.Fatalf("finish of a rollover started in its predecessor's second: %v", err)
+	}
+
+	// Two keys of one role made in one second by other means: which one
+	// is old cannot be told.
+	writeKey(t, dir, "example.com.", dns.ED25519, FlagKSK, r.New.Created)
 	if _, err := FinishRollover(dir, "example.com.", "KSK", t1.Add(2*time.Hour), time.Hour); err == nil || !strings.Contains(err.Error(), "same second") {
 		t.Errorf("finish with keys of one second: %v", err)
 	}
