@@ -74,7 +74,7 @@ func contentDigest(z *Zone) uint64 {
 	for _, r := range z.Records {
 		rr := r.RR
 		if soa, ok := rr.(*dns.SOA); ok {
-			c := *soa
+			c := *soa // packRR copies too, but the serial must go first
 			c.Serial = 0
 			rr = &c
 		}
@@ -103,7 +103,12 @@ func contentDigest(z *Zone) uint64 {
 // digestSeed is fixed per process: digests are only compared within one.
 var digestSeed = maphash.MakeSeed()
 
+// packRR packs a copy of rr into buf: dns.PackRR sets the Rdlength of
+// the record it packs, and zones' records are shared with other readers
+// (the previous snapshot, the store's cache writer), so packing the
+// record itself is a data race.
 func packRR(rr dns.RR, buf []byte) ([]byte, error) {
+	rr = dns.Copy(rr)
 	if len(buf) < dns.Len(rr)+256 {
 		buf = make([]byte, dns.Len(rr)+256)
 	}
