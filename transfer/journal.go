@@ -1,9 +1,10 @@
 package transfer
 
 import (
-	"github.com/miekg/dns"
+	"hash/maphash"
+	"slices"
 
-	"github.com/meridiandns/meridian/zones"
+	"github.com/miekg/dns"
 )
 
 // delta is the difference between two consecutive served versions of a
@@ -59,41 +60,75 @@ func (j *journal) chain(from, to uint32) []*delta {
 }
 
 // diff returns what to delete from old and add to it to make cur, both
-// the records of a zone without its SOA. Records compare by their
-// presentation form, so a TTL change is a deletion and an addition, as
-// IXFR has it.
+// the records of a zone without its SOA. Records are equal when their
+// owner, type, class, TTL and data are (a TTL change is a deletion and
+// an addition, as IXFR has it); they are found by a hash of their wire
+// form, then compared.
 func diff(old, cur []dns.RR) (del, add []dns.RR) {
-	seen := make(map[string]int, len(old))
+	h := newRRHasher()
+	left := make(map[uint64][]dns.RR, len(old)) // old records not matched yet
 	for _, rr := range old {
-		seen[rrKey(rr)]++
+		k := h.sum(rr)
+		left[k] = append(left[k], rr)
 	}
 	for _, rr := range cur {
-		k := rrKey(rr)
-		if seen[k] > 0 {
-			seen[k]--
+		k := h.sum(rr)
+		bucket := left[k]
+		i := slices.IndexFunc(bucket, func(o dns.RR) bool { return sameRR(o, rr) })
+		if i < 0 {
+			add = append(add, rr)
 			continue
 		}
-		add = append(add, rr)
+		if len(bucket) == 1 {
+			delete(left, k)
+		} else {
+			left[k] = slices.Delete(bucket, i, i+1)
+		}
 	}
-	for _, rr := range old {
-		k := rrKey(rr)
-		if seen[k] > 0 {
-			seen[k]--
-			del = append(del, rr)
+	if len(left) > 0 {
+		for _, rr := range old { // in the zone's order
+			k := h.sum(rr)
+			bucket := left[k]
+			if i := slices.IndexFunc(bucket, func(o dns.RR) bool { return o == rr }); i >= 0 {
+				del = append(del, rr)
+				left[k] = slices.Delete(bucket, i, i+1)
+			}
 		}
 	}
 	return del, add
 }
 
-// rrKey is an RR's identity for diff: its presentation form with the
-// owner in canonical case.
-func rrKey(rr dns.RR) string {
-	h := rr.Header()
-	if name := zones.CanonicalName(h.Name); name != h.Name {
-		rr = dns.Copy(rr)
-		rr.Header().Name = name
+// sameRR reports whether a and b are the same record, TTL included.
+func sameRR(a, b dns.RR) bool {
+	return a.Header().Ttl == b.Header().Ttl && dns.IsDuplicate(a, b)
+}
+
+// rrHasher hashes records by their wire form, owner in lower case.
+type rrHasher struct {
+	seed maphash.Seed
+	buf  []byte
+}
+
+func newRRHasher() *rrHasher { return &rrHasher{seed: maphash.MakeSeed(), buf: make([]byte, 1024)} }
+
+func (h *rrHasher) sum(rr dns.RR) uint64 {
+	if n := dns.Len(rr) + 1; n > len(h.buf) {
+		h.buf = make([]byte, 2*n)
 	}
-	return rr.String()
+	off, err := dns.PackRR(rr, h.buf, 0, nil, false)
+	if err != nil {
+		return maphash.String(h.seed, rr.String())
+	}
+	b := h.buf[:off]
+	// Lower the owner's letters (RFC 4343): its labels come first.
+	for i := 0; i < len(b) && b[i] != 0; i += int(b[i]) + 1 {
+		for j := i + 1; j <= i+int(b[i]) && j < len(b); j++ {
+			if 'A' <= b[j] && b[j] <= 'Z' {
+				b[j] += 'a' - 'A'
+			}
+		}
+	}
+	return maphash.Bytes(h.seed, b)
 }
 
 // ixfrRecords lays out an incremental reply (RFC 1995 section 4): the

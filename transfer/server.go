@@ -111,6 +111,9 @@ func (s *Server) Publish(snap *zones.Snapshot) {
 		switch {
 		case zs == nil:
 			zs = &zoneState{serial: soa.Serial}
+			if covered {
+				snap.TransferRecords(origin) // made now rather than by the first transfer
+			}
 		case zs.serial == soa.Serial:
 			next[origin] = zs
 			continue
@@ -204,16 +207,19 @@ func (s *Server) ServeTCP(ctx context.Context, query []byte, client netip.AddrPo
 			kind = "IXFR, whole zone"
 		}
 	}
+	parts := [][]dns.RR{rrs}
 	if rrs == nil {
-		rrs = append(snap.TransferRecords(r.origin), soa)
+		// The zone's list is shared: the closing SOA goes apart.
+		rrs = snap.TransferRecords(r.origin)
+		parts = [][]dns.RR{rrs, {soa}}
 	}
-	msgs, err := s.stream(ctx, r, rrs, write)
+	msgs, err := s.stream(ctx, r, write, parts...)
 	if err != nil {
 		s.logger.Warn("Zone transfer cut", "zone", r.origin, "client", client.String(), "type", kind, "messages", msgs, "err", err)
 		return err
 	}
 	s.logger.Info("Zone transfer", "zone", r.origin, "client", client.String(), "type", kind, "serial", soa.Serial,
-		"records", len(rrs), "messages", msgs, "key", keyLabel(r.key), "took", time.Since(start).Round(time.Microsecond).String())
+		"records", records(parts), "messages", msgs, "key", keyLabel(r.key), "took", time.Since(start).Round(time.Microsecond).String())
 	return nil
 }
 
@@ -369,10 +375,10 @@ func (r *request) mustPack(m *dns.Msg) []byte {
 	return out
 }
 
-// stream writes rrs as a sequence of messages of at most messageSize
-// octets of records, the question in the first (RFC 5936 section 2.2),
-// and returns how many it wrote.
-func (s *Server) stream(ctx context.Context, r *request, rrs []dns.RR, write func([]byte) error) (int, error) {
+// stream writes the records of parts, in order, as a sequence of
+// messages of at most messageSize octets of records, the question in the
+// first (RFC 5936 section 2.2), and returns how many it wrote.
+func (s *Server) stream(ctx context.Context, r *request, write func([]byte) error, parts ...[]dns.RR) (int, error) {
 	mac, n := r.mac, 0
 	flush := func(chunk []dns.RR) error {
 		if err := ctx.Err(); err != nil {
@@ -394,18 +400,22 @@ func (s *Server) stream(ctx context.Context, r *request, rrs []dns.RR, write fun
 		n++
 		return nil
 	}
-	start, size := 0, 0
-	for i, rr := range rrs {
-		l := dns.Len(rr)
-		if size+l > messageSize && i > start {
-			if err := flush(rrs[start:i]); err != nil {
-				return n, err
+	var chunk []dns.RR
+	size := 0
+	for _, rrs := range parts {
+		for _, rr := range rrs {
+			l := dns.Len(rr)
+			if size+l > messageSize && len(chunk) > 0 {
+				if err := flush(chunk); err != nil {
+					return n, err
+				}
+				chunk, size = chunk[:0], 0
 			}
-			start, size = i, 0
+			chunk = append(chunk, rr)
+			size += l
 		}
-		size += l
 	}
-	if err := flush(rrs[start:]); err != nil {
+	if err := flush(chunk); err != nil {
 		return n, err
 	}
 	return n, nil
@@ -417,4 +427,13 @@ func keyLabel(k *key) string {
 		return ""
 	}
 	return k.name
+}
+
+// records counts the records of parts.
+func records(parts [][]dns.RR) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -88,6 +89,9 @@ type zoneTree struct {
 	serial     uint32
 	fileSerial uint32
 	digest     uint64
+	// xfr is the zone as transferred, made at the first TransferRecords.
+	xfrOnce sync.Once
+	xfr     []dns.RR
 
 	nxdomain *Answer // NXDOMAIN with the SOA in authority (RFC 2308 section 2.1)
 	nodata   *Answer // NODATA with the SOA in authority (RFC 2308 section 2.2)

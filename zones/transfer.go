@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,14 +30,21 @@ func (s *Snapshot) Serial(origin string) (uint32, bool) {
 // left out, as are signatures (which are made per query): the zone is
 // transferred unsigned.
 //
-// It returns nil when the snapshot does not serve origin. It allocates
-// the whole list and is meant for transfers, off the query path. The
-// records are shared with the snapshot and must not be modified.
+// It returns nil when the snapshot does not serve origin. The list is
+// made at the first call for a compiled zone, off the query path, and
+// shared by the later ones (a zone taken over by Rebuild keeps it): the
+// slice and its records must not be modified.
 func (s *Snapshot) TransferRecords(origin string) []dns.RR {
 	t := s.tree(origin)
 	if t == nil {
 		return nil
 	}
+	t.xfrOnce.Do(func() { t.xfr = slices.Clip(t.transferRecords()) })
+	return t.xfr
+}
+
+// transferRecords makes the list TransferRecords returns.
+func (t *zoneTree) transferRecords() []dns.RR {
 	type keyed struct {
 		key string
 		nd  *node
