@@ -28,6 +28,9 @@ var (
 	descTCPConns   = desc("dns_tcp_connections", "TCP connections open.")
 	descTCPRefused = desc("dns_tcp_refused_total", "TCP connections closed as soon as accepted: at tcp_max_connections (max_connections) or at tcp_max_connections_per_client for the client's address (per_client).", "reason")
 	descCookies    = desc("dns_cookie_requests_total", "DNS queries by what their COOKIE option showed (RFC 7873): client_only, valid or invalid server cookie, or malformed; queries without one are not counted.", "result")
+	descSignatures = desc("dnssec_signatures_total", "RRsets signed while answering (a pool's choice, a name that does not exist, a wildcard), by result: ok, or error (the reply was sent truncated).", "result")
+	descSigCache   = desc("dnssec_signature_cache_lookups_total", "Lookups in the signature cache, by result: hit, or miss (the RRset was signed).", "result")
+	descSigEntries = desc("dnssec_signature_cache_entries", "Signatures kept in the signature cache (dnssec.signature_cache is its capacity).")
 	descRRL        = desc("dns_rrl_limited_total", "UDP replies withheld by response rate limiting: dropped, or slipped (sent truncated for the client to retry over TCP).", "action")
 
 	descPoolAnswers  = desc("pool_answers_total", "Pool answers, by the pool that gave them and the datacenter of their first address (none: no address).", "zone", "pool", "datacenter")
@@ -51,7 +54,7 @@ type collector Server
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descRequests, descResponses, descDuration, descDO, descTruncated, descECS,
-		descPanics, descTCPConns, descTCPRefused, descCookies, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
+		descPanics, descTCPConns, descTCPRefused, descCookies, descSignatures, descSigCache, descSigEntries, descRRL, descPoolAnswers, descPoolFailOpen, descPoolFallback,
 		descPoolActive, descPoolHealthy, descSnapVersion, descSnapTime, descSnapZones, descGeoBuild,
 	} {
 		ch <- d
@@ -73,6 +76,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for st := cookieClientOnly; st < numCookieStates; st++ {
 		counter(descCookies, s.cookieSeen[st].Load(), cookieStateNames[st])
 	}
+	counter(descSignatures, s.signatures.Load(), "ok")
+	counter(descSignatures, s.signFailures.Load(), "error")
+	hits, misses := s.sigs.Stats()
+	counter(descSigCache, hits, "hit")
+	counter(descSigCache, misses, "miss")
+	gauge(descSigEntries, float64(s.sigs.Len()))
 	if s.rrl != nil {
 		counter(descRRL, s.rrl.dropped.Load(), "drop")
 		counter(descRRL, s.rrl.slipped.Load(), "slip")

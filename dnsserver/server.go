@@ -72,7 +72,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.SignatureCache == 0 {
-		cfg.SignatureCache = defaultSignatureCache
+		cfg.SignatureCache = DefaultSignatureCache
 	}
 	s := &Server{cfg: cfg, logger: logger, stats: newStatsTable(), rrl: newLimiter(cfg.RRL), sigs: signing.NewCache(cfg.SignatureCache), clock: newWallClock()}
 	s.cookies.Store(newCookieJar(cfg.Cookies))

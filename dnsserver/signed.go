@@ -16,9 +16,9 @@ import (
 // are signed here, once per distinct content, and kept in the server's
 // signature cache, so that a warm cache costs a lookup per answer.
 
-// defaultSignatureCache is the number of signatures kept when the
-// configuration does not say.
-const defaultSignatureCache = 1 << 17
+// DefaultSignatureCache is the number of signatures kept when the
+// configuration does not say: at about 250 bytes an entry, 32 MiB.
+const DefaultSignatureCache = 1 << 17
 
 // signedReply answers from the Signed form of an answer.
 func (s *Server) signedReply(q *query, out []byte, sa *zones.Signed, limit int) []byte {

@@ -119,7 +119,7 @@ func BenchmarkSignatureCacheMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		b.StartTimer()
-		s := &Server{sigs: signing.NewCache(defaultSignatureCache)}
+		s := &Server{sigs: signing.NewCache(DefaultSignatureCache)}
 		for i := range pools {
 			name := fmt.Sprintf("p%d.svc.example.", i)
 			rr := &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: net.IPv4(192, 0, 2, 1)}

@@ -197,3 +197,27 @@ func TestSignedAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestSignatureMetrics checks the signing counters: a name that does not
+// exist asked twice is signed once and found once in the cache.
+func TestSignatureMetrics(t *testing.T) {
+	snap, _ := signedSnapshot(t)
+	s, addr := startServer(t, Config{}, snap)
+	for range 2 {
+		if r := exchange(t, "udp", addr, doQuery("nothere.example.com.", dns.TypeA, false)); len(r.Ns) == 0 {
+			t.Fatalf("no denial: %v", r)
+		}
+	}
+	got := scrape(t, s)
+	for k, want := range map[string]float64{
+		`meridian_dnssec_signatures_total{result=ok}`:                1,
+		`meridian_dnssec_signatures_total{result=error}`:             0,
+		`meridian_dnssec_signature_cache_lookups_total{result=hit}`:  1,
+		`meridian_dnssec_signature_cache_lookups_total{result=miss}`: 1,
+		`meridian_dnssec_signature_cache_entries{}`:                  1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}

@@ -199,6 +199,10 @@ type dnssecConfig struct {
 	// SignatureRefresh (dnssec.signature_refresh) is how much validity is
 	// left when signatures are made again.
 	SignatureRefresh time.Duration `mapstructure:"signature_refresh"`
+	// SignatureCache (dnssec.signature_cache) is how many signatures made
+	// on the query path (pool answers, names that do not exist,
+	// wildcards) are kept, in either mode.
+	SignatureCache int `mapstructure:"signature_cache"`
 }
 
 // policy returns the signature policy of the section.
@@ -392,6 +396,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dnssec.key_dir", "")
 	v.SetDefault("dnssec.signature_validity", pol.Validity)
 	v.SetDefault("dnssec.signature_refresh", pol.Refresh)
+	v.SetDefault("dnssec.signature_cache", dnsserver.DefaultSignatureCache)
 	v.SetDefault("store.database", "")
 	v.SetDefault("store.cache_file", "")
 	v.SetDefault("store.poll_interval", 5*time.Second)
@@ -603,7 +608,8 @@ func (c *config) server() dnsserver.Config {
 			TableSize:          c.DNS.RRL.TableSize,
 			Exempt:             exempt,
 		},
-		Cookies: cookies,
+		Cookies:        cookies,
+		SignatureCache: c.DNSSEC.SignatureCache,
 	}
 }
 

@@ -78,6 +78,7 @@ func TestLoadConfig(t *testing.T) {
 						ResponsesPerSecond: 15, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, TableSize: 1 << 16,
 						Exempt: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
 					},
+					SignatureCache: dnsserver.DefaultSignatureCache,
 				})
 				// Relative to the config file's directory.
 				eq(t, "files", c.Zones.Files, []string{filepath.Join("testdata", "zones", "a.zone"), "/abs/b.yaml"})
