@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/meridiandns/meridian/internal/logbuf"
+	"github.com/meridiandns/meridian/zones"
 )
 
 const xfrSecret = "Zm9yIHRoZSBlMmUgdHJhbnNmZXIgdGVzdCBvbmx5IQ=="
@@ -39,6 +41,27 @@ mail IN MX  10 www
 %s`, serial, extra)
 }
 
+// poolZone is pool.example. with a pool www of two endpoints, the
+// second's health given, and the same file serial whatever it is.
+func poolZone(second string) string {
+	return fmt.Sprintf(`origin: pool.example.
+ttl: 300
+soa: {ns: ns1.pool.example., mbox: hostmaster.pool.example., serial: 1, minimum: 60}
+records:
+  - {name: "@", type: NS, data: ns1.pool.example.}
+  - {name: ns1, type: A, data: 192.0.2.53}
+datacenters:
+  - {name: a, lat: 50, lon: 8}
+  - {name: b, lat: 40, lon: -70}
+pools:
+  - name: www
+    ttl: 30
+    endpoints:
+      - {address: 198.51.100.1, datacenter: a, health: up}
+      - {address: 198.51.100.2, datacenter: b, health: %s}
+`, second)
+}
+
 func TestE2EKnotSecondary(t *testing.T) {
 	knotd := requireKnotd(t)
 	requireDig(t)
@@ -47,21 +70,25 @@ func TestE2EKnotSecondary(t *testing.T) {
 	if err := os.WriteFile(zoneFile, []byte(transferZone(1, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	poolFile := filepath.Join(dir, "pool.example.yaml")
+	if err := os.WriteFile(poolFile, []byte(poolZone("up")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	knotPort := freePort(t)
 	conf := fmt.Sprintf(`dns:
   listen: ["127.0.0.1:0"]
 zones:
-  files: [%q]
+  files: [%q, %q]
 health:
   checks: false
 transfer:
   tsig_keys:
     - {name: xfr-key, algorithm: hmac-sha256, secret: %q}
   allow:
-    - {zones: ["example.com."], from: ["127.0.0.1"], keys: [xfr-key]}
+    - {zones: ["example.com.", "pool.example."], from: ["127.0.0.1"], keys: [xfr-key]}
   notify:
     - {zones: "*", to: ["127.0.0.1:%s"], key: xfr-key}
-`, zoneFile, xfrSecret, knotPort)
+`, zoneFile, poolFile, xfrSecret, knotPort)
 	confFile := filepath.Join(dir, "meridian.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -69,10 +96,11 @@ transfer:
 	m := startMeridian(t, dir, nil, "--config", confFile)
 
 	k := startKnotSecondary(t, knotd, knotPort, m.port)
+	// knotDig asks Knot; an error (Knot still starting) is an empty result.
 	knotDig := func(q ...string) *digResult {
 		r, err := (&meridian{port: knotPort}).dig(q...)
 		if err != nil {
-			t.Fatal(err)
+			return &digResult{Raw: err.Error()}
 		}
 		return r
 	}
@@ -163,10 +191,47 @@ transfer:
 			t.Errorf("%s: AXFR reply %v (%v), want %s", c.name, r, err, dns.RcodeToString[c.rcode])
 		}
 	}
+	// Pools are transferred as the A records of their healthy endpoints.
+	// An endpoint going down changes no file serial, but the served
+	// serial moves on, Knot is notified, takes the change by IXFR and
+	// answers the healthy endpoint alone.
+	waitUntil(t, "Knot serves both endpoints of the pool", func() bool {
+		r := knotDig("www.pool.example", "A")
+		return slices.Equal(sorted(data(r.Answer, "A")), []string{"198.51.100.1", "198.51.100.2"})
+	})
+	before := knotDig("pool.example", "SOA")
+	if len(before.Answer) != 1 {
+		t.Fatalf("Knot's SOA of pool.example.: %s", before.Raw)
+	}
+	from = m.nextLogIndex()
+	if err := os.WriteFile(poolFile, []byte(poolZone("down")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "Knot serves the healthy endpoint alone", func() bool {
+		r := knotDig("www.pool.example", "A")
+		return slices.Equal(data(r.Answer, "A"), []string{"198.51.100.1"})
+	})
+	m.waitLog(t, from, 5*time.Second, func(l logLine) bool {
+		return l.Msg == "Zone transfer" && l.attrs["zone"] == "pool.example." && l.attrs["type"] == "IXFR"
+	})
+	after := knotDig("pool.example", "SOA")
+	if len(after.Answer) != 1 {
+		t.Fatalf("Knot's SOA of pool.example.: %s", after.Raw)
+	}
+	b, _ := strconv.ParseUint(strings.Fields(before.Answer[0].Data)[2], 10, 32)
+	a, _ := strconv.ParseUint(strings.Fields(after.Answer[0].Data)[2], 10, 32)
+	if !zones.SerialLess(uint32(b), uint32(a)) {
+		t.Errorf("pool.example. serial %d after the health change, %d before", a, b)
+	}
+	if !strings.Contains(k.String(), "[pool.example.] IXFR, incoming") {
+		t.Errorf("Knot did not take the pool's change by IXFR:\n%s", k.String())
+	}
+
 	// The server is unhurt: Knot still gets the zone.
 	if got := axfrRecords(t, m.port, "-y", key); !slices.Equal(got, mine) {
 		t.Errorf("AXFR after the refusals: %d records", len(got))
 	}
+	t.Logf("knotd log:\n%s", k.String())
 }
 
 // axfrRecords runs dig AXFR and returns the records, normalised (one
@@ -260,6 +325,9 @@ zone:
   - domain: example.com.
     master: meridian
     acl: [notify, transfer]
+  - domain: pool.example.
+    master: meridian
+    acl: [notify, transfer]
 `, dir, u.Username, g.Name, port, primary, xfrSecret)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
@@ -285,4 +353,9 @@ zone:
 		}
 	})
 	return logs
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
 }
