@@ -115,7 +115,9 @@ func (h *rrHasher) sum(rr dns.RR) uint64 {
 	if n := dns.Len(rr) + 1; n > len(h.buf) {
 		h.buf = make([]byte, 2*n)
 	}
-	off, err := dns.PackRR(rr, h.buf, 0, nil, false)
+	// A copy: packing sets the record's Rdlength, and the records are
+	// shared with the snapshot and the transfers running.
+	off, err := dns.PackRR(dns.Copy(rr), h.buf, 0, nil, false)
 	if err != nil {
 		return maphash.String(h.seed, rr.String())
 	}

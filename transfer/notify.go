@@ -134,7 +134,7 @@ func (n *notifier) send(ctx context.Context, origin string, soa *dns.SOA, to str
 	}
 	m := new(dns.Msg)
 	m.SetNotify(origin)
-	m.Answer = []dns.RR{soa} // the new serial, a hint (RFC 1996 section 3.7)
+	m.Answer = []dns.RR{dns.Copy(soa)} // the new serial, a hint (RFC 1996 section 3.7); a copy, as packing writes to it
 	c := &dns.Client{Net: "udp"}
 	if k != nil {
 		c.TsigSecret = map[string]string{k.name: k.secret}

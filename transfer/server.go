@@ -239,7 +239,7 @@ func (s *Server) ServeUDP(query []byte, client netip.AddrPort) []byte {
 		return r.mustPack(r.reply(dns.RcodeRefused)) // gone since check
 	}
 	m := r.reply(dns.RcodeSuccess)
-	m.Answer = []dns.RR{soa}
+	m.Answer = []dns.RR{dns.Copy(soa)} // packing writes to it
 	out, _, err := r.pack(m, r.mac, false)
 	if err != nil {
 		return nil
@@ -409,9 +409,12 @@ func (s *Server) stream(ctx context.Context, r *request, write func([]byte) erro
 				if err := flush(chunk); err != nil {
 					return n, err
 				}
+				clear(chunk)
 				chunk, size = chunk[:0], 0
 			}
-			chunk = append(chunk, rr)
+			// A copy: packing sets the record's Rdlength, and the
+			// records are shared with the snapshot and other transfers.
+			chunk = append(chunk, dns.Copy(rr))
 			size += l
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -431,4 +432,32 @@ func brief(rrs []dns.RR) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestConcurrentTransfers runs transfers side by side while new versions
+// are published: the records they share are never written (-race).
+func TestConcurrentTransfers(t *testing.T) {
+	x, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := snapshot(t, 1, nil, zoneText(1, 1, 2000))
+	srv, addr := startServer(t, x, v)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 3 {
+				if _, _, err := transfer(t, addr, dns.TypeAXFR, 0, "k512.", dns.HmacSHA512, secret2); err != nil {
+					t.Errorf("AXFR: %v", err)
+				}
+				transfer(t, addr, dns.TypeIXFR, 1, "", "", "")
+			}
+		})
+	}
+	for i := 2; i < 6; i++ {
+		v = snapshot(t, uint64(i), v, zoneText(i, i, 2000))
+		srv.Publish(v)
+		x.Publish(v)
+	}
+	wg.Wait()
 }
