@@ -19,6 +19,7 @@ const maxNotifying = 64
 // replaces the NOTIFY still being retried for the same secondary.
 type notifier struct {
 	targets []notifyTarget
+	counts  *counters
 	tries   int
 	timeout time.Duration
 	logger  *slog.Logger
@@ -42,8 +43,8 @@ type notifyKey struct{ origin, to string }
 // replaces it.
 type pendingNotify struct{ cancel context.CancelFunc }
 
-func newNotifier(c *Config, keys map[string]*key, logger *slog.Logger) *notifier {
-	n := &notifier{tries: c.NotifyTries, timeout: c.NotifyTimeout, logger: logger,
+func newNotifier(c *Config, keys map[string]*key, counts *counters, logger *slog.Logger) *notifier {
+	n := &notifier{counts: counts, tries: c.NotifyTries, timeout: c.NotifyTimeout, logger: logger,
 		pending: map[notifyKey]*pendingNotify{}, slots: make(chan struct{}, maxNotifying)}
 	if n.tries == 0 {
 		n.tries = DefaultNotifyTries
@@ -152,8 +153,10 @@ func (n *notifier) send(ctx context.Context, origin string, soa *dns.SOA, to str
 		}
 		if err == nil {
 			if r.Rcode != dns.RcodeSuccess {
+				n.counts.notifies[notifyRefused].Add(1)
 				n.logger.Warn("NOTIFY refused by secondary", "zone", origin, "serial", soa.Serial, "to", to, "rcode", dns.RcodeToString[r.Rcode])
 			} else {
+				n.counts.notifies[notifyAnswered].Add(1)
 				n.logger.Info("NOTIFY answered", "zone", origin, "serial", soa.Serial, "to", to, "tries", try)
 			}
 			return
@@ -170,5 +173,6 @@ func (n *notifier) send(ctx context.Context, origin string, soa *dns.SOA, to str
 		}
 		timeout *= 2
 	}
+	n.counts.notifies[notifyUnanswered].Add(1)
 	n.logger.Warn("NOTIFY never answered", "zone", origin, "serial", soa.Serial, "to", to, "tries", n.tries)
 }

@@ -31,6 +31,7 @@ type Server struct {
 	notifier    *notifier
 	logger      *slog.Logger
 	journalSize int
+	counts      *counters
 
 	pubMu sync.Mutex // serialises Publish
 	mu    sync.Mutex // guards snap and zones, held briefly
@@ -57,8 +58,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg.JournalSize = DefaultJournalSize
 	}
 	a := newACL(&cfg)
-	return &Server{acl: a, notifier: newNotifier(&cfg, a.keys, logger), logger: logger,
-		journalSize: cfg.JournalSize, zones: map[string]*zoneState{}}, nil
+	c := &counters{}
+	return &Server{acl: a, notifier: newNotifier(&cfg, a.keys, c, logger), logger: logger,
+		journalSize: cfg.JournalSize, counts: c, zones: map[string]*zoneState{}}, nil
 }
 
 // Run sends NOTIFY messages until ctx is done, then stops those still
@@ -150,6 +152,7 @@ func (s *Server) record(zs *zoneState, prev, snap *zones.Snapshot, origin string
 	del, add := diff(was[1:], cur[1:])
 	d := &delta{from: was[0].(*dns.SOA), to: cur[0].(*dns.SOA), del: del, add: add}
 	zs.j.add(d, s.journalSize, max(len(cur), 1024))
+	s.counts.journals.Add(1)
 	s.logger.Info("Zone change journaled for IXFR", "zone", origin, "from", d.from.Serial, "to", d.to.Serial,
 		"deleted", len(del), "added", len(add), "journal", len(zs.j.deltas), "took", time.Since(start).Round(time.Microsecond).String())
 }
@@ -177,34 +180,45 @@ var errFormat = errors.New("transfer: malformed query")
 // reply is complete or write failed (the client went away: nothing is
 // left behind). It implements dnsserver.Transferer.
 func (s *Server) ServeTCP(ctx context.Context, query []byte, client netip.AddrPort, write func([]byte) error) error {
-	r, reply := s.check(query, client.Addr())
+	kind := kindAXFR
+	if len(query) > 0 && transferType(query) == dns.TypeIXFR {
+		kind = kindIXFR
+	}
+	r, reply, res := s.check(query, client.Addr())
 	if r == nil {
+		s.counts.requests[kind][res].Add(1)
 		if reply == nil {
 			return errFormat
 		}
 		return write(reply)
 	}
+	if r.msg.Question[0].Qtype == dns.TypeIXFR {
+		kind = kindIXFR
+	} else {
+		kind = kindAXFR
+	}
 	start := time.Now()
 	snap, zs := s.current(r.origin)
 	if zs == nil || snap.SOA(r.origin) == nil {
+		s.counts.requests[kind][resultRefused].Add(1)
 		return write(r.mustPack(r.reply(dns.RcodeRefused))) // gone since check
 	}
 	soa := snap.SOA(r.origin)
 	var rrs []dns.RR
-	kind := "AXFR"
-	if r.msg.Question[0].Qtype == dns.TypeIXFR {
+	how := "AXFR"
+	if kind == kindIXFR {
 		from := r.msg.Ns[0].(*dns.SOA).Serial
 		switch ch := zs.j.chain(from, soa.Serial); {
 		case !zones.SerialLess(from, soa.Serial):
 			// Up to date, or ahead: the current SOA alone (RFC 1995
 			// section 2).
-			kind, rrs = "IXFR up to date", []dns.RR{soa}
+			how, rrs = "IXFR up to date", []dns.RR{soa}
 		case ch != nil:
-			kind, rrs = "IXFR", ixfrRecords(soa, ch)
+			how, rrs = "IXFR", ixfrRecords(soa, ch)
 		default:
 			// Not in the journal: the whole zone, in IXFR's reply as in
 			// AXFR's (RFC 1995 section 4).
-			kind = "IXFR, whole zone"
+			how = "IXFR, whole zone"
 		}
 	}
 	parts := [][]dns.RR{rrs}
@@ -215,10 +229,12 @@ func (s *Server) ServeTCP(ctx context.Context, query []byte, client netip.AddrPo
 	}
 	msgs, err := s.stream(ctx, r, write, parts...)
 	if err != nil {
-		s.logger.Warn("Zone transfer cut", "zone", r.origin, "client", client.String(), "type", kind, "messages", msgs, "err", err)
+		s.counts.requests[kind][resultCut].Add(1)
+		s.logger.Warn("Zone transfer cut", "zone", r.origin, "client", client.String(), "type", how, "messages", msgs, "err", err)
 		return err
 	}
-	s.logger.Info("Zone transfer", "zone", r.origin, "client", client.String(), "type", kind, "serial", soa.Serial,
+	s.counts.requests[kind][resultOK].Add(1)
+	s.logger.Info("Zone transfer", "zone", r.origin, "client", client.String(), "type", how, "serial", soa.Serial,
 		"records", records(parts), "messages", msgs, "key", keyLabel(r.key), "took", time.Since(start).Round(time.Microsecond).String())
 	return nil
 }
@@ -229,15 +245,18 @@ func (s *Server) ServeTCP(ctx context.Context, query []byte, client netip.AddrPo
 // or unauthenticated query gets its error. It implements
 // dnsserver.Transferer.
 func (s *Server) ServeUDP(query []byte, client netip.AddrPort) []byte {
-	r, reply := s.check(query, client.Addr())
+	r, reply, res := s.check(query, client.Addr())
 	if r == nil {
+		s.counts.requests[kindIXFRUDP][res].Add(1)
 		return reply
 	}
 	snap, _ := s.current(r.origin)
 	soa := snap.SOA(r.origin)
 	if soa == nil {
+		s.counts.requests[kindIXFRUDP][resultRefused].Add(1)
 		return r.mustPack(r.reply(dns.RcodeRefused)) // gone since check
 	}
+	s.counts.requests[kindIXFRUDP][resultOK].Add(1)
 	m := r.reply(dns.RcodeSuccess)
 	m.Answer = []dns.RR{dns.Copy(soa)} // packing writes to it
 	out, _, err := r.pack(m, r.mac, false)
@@ -248,15 +267,15 @@ func (s *Server) ServeUDP(query []byte, client netip.AddrPort) []byte {
 }
 
 // check parses a transfer query and decides whether to serve it. It
-// returns the request, or the reply that ends it: FORMERR for a query
-// that does not parse or an IXFR without the client's SOA, NOTAUTH with
-// the TSIG error (BADKEY, BADSIG, BADTIME) for a signature that does not
-// verify (RFC 8945 section 5.2), REFUSED for a zone we do not serve or a
-// client the rules do not allow.
-func (s *Server) check(query []byte, addr netip.Addr) (*request, []byte) {
+// returns the request, or the reply that ends it and its result (for
+// the counters): FORMERR for a query that does not parse or an IXFR
+// without the client's SOA, NOTAUTH with the TSIG error (BADKEY, BADSIG,
+// BADTIME) for a signature that does not verify (RFC 8945 section 5.2),
+// REFUSED for a zone we do not serve or a client the rules do not allow.
+func (s *Server) check(query []byte, addr netip.Addr) (*request, []byte, int) {
 	m := new(dns.Msg)
 	if err := m.Unpack(query); err != nil || len(m.Question) != 1 {
-		return nil, formErr(query)
+		return nil, formErr(query), resultFormErr
 	}
 	q := m.Question[0]
 	r := &request{msg: m, origin: zones.CanonicalName(q.Name)}
@@ -265,25 +284,25 @@ func (s *Server) check(query []byte, addr netip.Addr) (*request, []byte) {
 		k, terr := s.verify(query, t)
 		if terr != dns.RcodeSuccess {
 			s.logger.Info("Zone transfer refused: TSIG", "zone", r.origin, "client", addr.String(), "key", t.Hdr.Name, "error", dns.RcodeToString[int(terr)])
-			return nil, tsigError(m, t, terr, k)
+			return nil, tsigError(m, t, terr, k), resultNotAuth
 		}
 		r.key = k
 	}
 	if q.Qtype == dns.TypeIXFR {
 		if len(m.Ns) == 0 {
-			return nil, r.mustPack(r.reply(dns.RcodeFormatError))
+			return nil, r.mustPack(r.reply(dns.RcodeFormatError)), resultFormErr
 		}
 		if _, ok := m.Ns[0].(*dns.SOA); !ok {
-			return nil, r.mustPack(r.reply(dns.RcodeFormatError))
+			return nil, r.mustPack(r.reply(dns.RcodeFormatError)), resultFormErr
 		}
 	}
 	snap, zs := s.current(r.origin)
 	if q.Qclass != dns.ClassINET || snap == nil || zs == nil || snap.SOA(r.origin) == nil ||
 		!s.acl.allowed(r.origin, addr, keyLabel(r.key)) {
 		s.logger.Info("Zone transfer refused", "zone", r.origin, "client", addr.String(), "key", keyLabel(r.key))
-		return nil, r.mustPack(r.reply(dns.RcodeRefused))
+		return nil, r.mustPack(r.reply(dns.RcodeRefused)), resultRefused
 	}
-	return r, nil
+	return r, nil, resultOK
 }
 
 // verify checks the TSIG t of a query against our keys: BADKEY for a key
@@ -439,4 +458,20 @@ func records(parts [][]dns.RR) int {
 		n += len(p)
 	}
 	return n
+}
+
+// transferType returns the type of a query's question, 0 when it cannot
+// be read: for the counters, before the query is parsed.
+func transferType(query []byte) uint16 {
+	off := 12
+	for off < len(query) && query[off] != 0 {
+		if query[off]&0xC0 != 0 {
+			return 0
+		}
+		off += int(query[off]) + 1
+	}
+	if off+3 > len(query) {
+		return 0
+	}
+	return uint16(query[off+1])<<8 | uint16(query[off+2])
 }

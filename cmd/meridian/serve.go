@@ -104,18 +104,18 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	}
 	var pub publisher = srv
 	xfrActor := actor{"zone transfers", idle}
+	var xfr *transfer.Server
 	if cfg.Transfer.enabled() {
 		xc, err := cfg.Transfer.parse()
 		if err != nil {
 			return err
 		}
-		x, err := transfer.New(xc, logger)
-		if err != nil {
+		if xfr, err = transfer.New(xc, logger); err != nil {
 			return err
 		}
-		srv.SetTransferer(x)
-		pub = transferPublisher{srv, x}
-		xfrActor.run = x.Run
+		srv.SetTransferer(xfr)
+		pub = transferPublisher{srv, xfr}
+		xfrActor.run = xfr.Run
 	}
 	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
@@ -136,6 +136,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		tapActor.run = tap.Run
 	}
 	o := newOps(srv, r, st, tap, logger)
+	if xfr != nil {
+		o.reg.MustRegister(xfr)
+	}
 	if cfg.HTTP.Listen != "" {
 		// Served from the start, so that /readyz says "loading" during a
 		// long first load instead of refusing connections.
