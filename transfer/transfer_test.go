@@ -284,15 +284,17 @@ func TestTransfers(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, key, alg, secret string
+		skew                   int64
 		terr                   uint16
 	}{
-		{"wrong secret", "k512.", dns.HmacSHA512, secret1, dns.RcodeBadSig},
-		{"unknown key", "nope.", dns.HmacSHA256, secret1, dns.RcodeBadKey},
-		{"wrong algorithm", "k512.", dns.HmacSHA256, secret2, dns.RcodeBadKey},
+		{"clock an hour off", "k512.", dns.HmacSHA512, secret2, 3600, dns.RcodeBadTime},
+		{"wrong secret", "k512.", dns.HmacSHA512, secret1, 0, dns.RcodeBadSig},
+		{"unknown key", "nope.", dns.HmacSHA256, secret1, 0, dns.RcodeBadKey},
+		{"wrong algorithm", "k512.", dns.HmacSHA256, secret2, 0, dns.RcodeBadKey},
 	} {
 		m := new(dns.Msg)
 		m.SetAxfr("example.com.")
-		m.SetTsig(tc.key, tc.alg, 300, time.Now().Unix())
+		m.SetTsig(tc.key, tc.alg, 300, time.Now().Unix()+tc.skew)
 		c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second, TsigSecret: map[string]string{tc.key: tc.secret}}
 		r, _, _ := c.Exchange(m, addr)
 		if r == nil || r.Rcode != dns.RcodeNotAuth || r.IsTsig() == nil || r.IsTsig().Error != tc.terr {

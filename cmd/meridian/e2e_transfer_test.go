@@ -29,7 +29,14 @@ import (
 
 const xfrSecret = "Zm9yIHRoZSBlMmUgdHJhbnNmZXIgdGVzdCBvbmx5IQ=="
 
+// transferZone is example.com. with extra records, and 3000 TXT records
+// so that a transfer takes several messages, each signed (RFC 8945
+// section 5.3.1).
 func transferZone(serial int, extra string) string {
+	var filler strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&filler, "f%d IN TXT \"filler record %d of a zone that takes several messages\"\n", i, i)
+	}
 	return fmt.Sprintf(`$ORIGIN example.com.
 $TTL 300
 @    IN SOA ns1 hostmaster %d 7200 3600 1209600 60
@@ -38,7 +45,7 @@ ns1  IN A   192.0.2.53
 www  IN A   192.0.2.1
 www  IN AAAA 2001:db8::1
 mail IN MX  10 www
-%s`, serial, extra)
+%s%s`, serial, extra, filler.String())
 }
 
 // poolZone is pool.example. with a pool www of two endpoints, the
