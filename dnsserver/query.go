@@ -298,6 +298,11 @@ func (q *query) parseOPT(rr []byte) error {
 		// Unknown options are ignored (RFC 6891 section 6.1.2).
 		opts = opts[4+l:]
 	}
+	if bad != nil {
+		// The FORMERR answers none of the query's requests: no NSID
+		// (RFC 5001 leaves it to a query that is answered).
+		q.nsid = false
+	}
 	return bad
 }
 
