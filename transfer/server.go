@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -314,7 +315,9 @@ func (s *Server) verify(query []byte, t *dns.TSIG) (*key, uint16) {
 	if k == nil || dns.CanonicalName(t.Algorithm) != k.alg {
 		return nil, dns.RcodeBadKey
 	}
-	switch err := dns.TsigVerify(query, k.secret, "", false); {
+	// A copy: TsigVerify writes the TSIG's original ID into the header
+	// of the message it is given (found by FuzzTransfer).
+	switch err := dns.TsigVerify(slices.Clone(query), k.secret, "", false); {
 	case err == nil:
 		return k, dns.RcodeSuccess
 	case errors.Is(err, dns.ErrTime):
@@ -332,7 +335,10 @@ func tsigError(m *dns.Msg, t *dns.TSIG, terr uint16, k *key) []byte {
 	r.SetRcode(m, dns.RcodeNotAuth)
 	ts := &dns.TSIG{
 		Hdr:       dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
-		Algorithm: t.Algorithm, TimeSigned: t.TimeSigned, Fudge: t.Fudge, OrigId: m.Id, Error: terr,
+		// Fqdn: an algorithm given as the root unpacks as "", which
+		// would pack shorter than the RDLENGTH counted for it (found by
+		// FuzzTransfer).
+		Algorithm: dns.Fqdn(t.Algorithm), TimeSigned: t.TimeSigned, Fudge: t.Fudge, OrigId: m.Id, Error: terr,
 	}
 	r.Extra = []dns.RR{ts}
 	if terr == dns.RcodeBadTime && k != nil {
