@@ -334,7 +334,7 @@ func tsigError(m *dns.Msg, t *dns.TSIG, terr uint16, k *key) []byte {
 	r := new(dns.Msg)
 	r.SetRcode(m, dns.RcodeNotAuth)
 	ts := &dns.TSIG{
-		Hdr:       dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+		Hdr: dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
 		// Fqdn: an algorithm given as the root unpacks as "", which
 		// would pack shorter than the RDLENGTH counted for it (found by
 		// FuzzTransfer).
