@@ -171,6 +171,10 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-key-secret.bad.yaml", `store.key_secret: keyseal: the secret is 12 octets, want 32`},
 		{"key-secret-without-database.bad.yaml", `store.key_secret is set without store.database`},
 		{"no-zones.bad.yaml", "no zone files"},
+		{"transfer-allow-anyone.bad.yaml", "transfer: allow rule 1 names neither addresses nor keys"},
+		{"transfer-bad-from.bad.yaml", "transfer.allow[0].from"},
+		{"transfer-unknown-key.bad.yaml", "notify entry 1 names TSIG key k2, which is not defined"},
+		{"transfer-bad-algorithm.bad.yaml", `algorithm "hmac-md5" is not hmac-sha256 or hmac-sha512`},
 		{"not-yaml.bad.yaml", "not-yaml.bad.yaml"},
 		{"does-not-exist.yaml", "does-not-exist.yaml"},
 	}
