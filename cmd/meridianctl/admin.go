@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/netip"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -46,16 +48,13 @@ func adminCmd(name string) func(ctx context.Context, args []string, stdout, stde
 			fmt.Fprintf(stderr, "meridianctl %s: --reason is required: say why, for the audit log\n", name)
 			return 2
 		}
-		conn, err := f.connect(ctx)
-		if err != nil {
-			return fail(stderr, name, err)
-		}
-		defer conn.Close(context.Background())
-		old, err := postgres.SetAdmin(ctx, conn, *pool, addr, state, *reason, *actor)
-		if err != nil {
-			return fail(stderr, name, err)
-		}
-		fmt.Fprintf(stdout, "%s %s: %s -> %s\n", zones.CanonicalName(*pool), addr, old, state)
-		return 0
+		return f.withConn(ctx, func(conn *pgx.Conn) error {
+			old, err := postgres.SetAdmin(ctx, conn, *pool, addr, state, *reason, *actor)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s %s: %s -> %s\n", zones.CanonicalName(*pool), addr, old, state)
+			return nil
+		})
 	}
 }

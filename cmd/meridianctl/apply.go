@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -47,14 +49,17 @@ func applyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "meridianctl apply: %v\nNothing was changed.\n", err)
 		return 1
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "apply", err)
+	// Apply's error is reported below rather than by withConn: after the
+	// diff, which comes with a refusal, and with what to do about it.
+	var diff *postgres.Diff
+	if code := f.withConn(ctx, func(conn *pgx.Conn) error {
+		diff, err = postgres.Apply(ctx, conn, zs, postgres.ApplyOptions{
+			DryRun: *dryRun, Prune: *prune, Force: *force, MaxDeleteShare: *share, Actor: *actor,
+		})
+		return nil
+	}); code != 0 {
+		return code
 	}
-	defer conn.Close(context.Background())
-	diff, err := postgres.Apply(ctx, conn, zs, postgres.ApplyOptions{
-		DryRun: *dryRun, Prune: *prune, Force: *force, MaxDeleteShare: *share, Actor: *actor,
-	})
 	if diff != nil && !diff.Empty() {
 		fmt.Fprint(stdout, diff)
 	}

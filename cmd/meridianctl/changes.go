@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
@@ -22,22 +24,19 @@ func changesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	c, err := postgres.ReadChangeLog(ctx, conn)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	tw := table(stdout, "VERSION", "ROWS", "OLDEST", "OLDEST AT", "PRUNED THROUGH", "PRUNED AT")
-	oldest := "-"
-	if c.Rows > 0 {
-		oldest = fmt.Sprint(c.Oldest)
-	}
-	row(tw, c.Version, c.Rows, oldest, when(c.OldestAt), c.PrunedThrough, when(c.PrunedAt))
-	return flush(tw, stderr, name)
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		c, err := postgres.ReadChangeLog(ctx, conn)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "VERSION", "ROWS", "OLDEST", "OLDEST AT", "PRUNED THROUGH", "PRUNED AT")
+		oldest := "-"
+		if c.Rows > 0 {
+			oldest = fmt.Sprint(c.Oldest)
+		}
+		row(tw, c.Version, c.Rows, oldest, when(c.OldestAt), c.PrunedThrough, when(c.PrunedAt))
+		return tw.Flush()
+	})
 }
 
 func changesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -56,15 +55,12 @@ func changesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "meridianctl %s: --keep must be positive, got %s\n", name, *keep)
 		return 2
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	res, err := postgres.PruneChanges(ctx, conn, *keep)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	fmt.Fprintf(stdout, "pruned %d rows; changes through version %d are gone\n", res.Deleted, res.PrunedThrough)
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		res, err := postgres.PruneChanges(ctx, conn, *keep)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pruned %d rows; changes through version %d are gone\n", res.Deleted, res.PrunedThrough)
+		return nil
+	})
 }

@@ -24,16 +24,10 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "check", err)
+	zs, code := f.readZones(ctx, *zone)
+	if code != 0 {
+		return code
 	}
-	defer conn.Close(context.Background())
-	zs, err := readZones(ctx, conn, *zone)
-	if err != nil {
-		return fail(stderr, "check", err)
-	}
-	code := 0
 	for _, z := range zs {
 		err := zones.Check(z)
 		fmt.Fprintf(stdout, "%s: %s\n", z.Origin, status(err))

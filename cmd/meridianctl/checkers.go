@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
@@ -21,20 +23,17 @@ func checkersCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	cs, err := postgres.ListCheckers(ctx, conn)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	tw := table(stdout, "ID", "REGION", "LIVE", "STARTED", "LAST SEEN", "TTL")
-	for _, c := range cs {
-		row(tw, c.ID, dash(c.Region), yesNo(c.Live), when(c.Started), when(c.LastSeen), c.TTL)
-	}
-	return flush(tw, stderr, name)
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		cs, err := postgres.ListCheckers(ctx, conn)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "ID", "REGION", "LIVE", "STARTED", "LAST SEEN", "TTL")
+		for _, c := range cs {
+			row(tw, c.ID, dash(c.Region), yesNo(c.Live), when(c.Started), when(c.LastSeen), c.TTL)
+		}
+		return tw.Flush()
+	})
 }
 
 func checkerRemove(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -46,14 +45,11 @@ func checkerRemove(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	if err := postgres.RemoveChecker(ctx, conn, id); err != nil {
-		return fail(stderr, name, err)
-	}
-	fmt.Fprintf(stdout, "checker %s removed\n", id)
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		if err := postgres.RemoveChecker(ctx, conn, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "checker %s removed\n", id)
+		return nil
+	})
 }

@@ -24,12 +24,13 @@ const envDatabase = "MERIDIAN_STORE_DATABASE"
 type flags struct {
 	*pflag.FlagSet
 	database string
+	stderr   io.Writer // where the command's errors go
 }
 
 // newFlags returns the flags of command name; its usage shows synopsis
 // and about.
 func newFlags(name, synopsis, about string, stderr io.Writer) *flags {
-	f := &flags{FlagSet: pflag.NewFlagSet(name, pflag.ContinueOnError)}
+	f := &flags{FlagSet: pflag.NewFlagSet(name, pflag.ContinueOnError), stderr: stderr}
 	f.SetOutput(stderr)
 	f.SortFlags = false
 	f.StringVar(&f.database, "database", "", "PostgreSQL URL (default $"+envDatabase+")")
@@ -69,6 +70,22 @@ func (f *flags) parseOne(args []string, stderr io.Writer) (arg string, code int,
 func fail(stderr io.Writer, name string, err error) int {
 	fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)
 	return 1
+}
+
+// withConn connects to the database and runs do with the connection,
+// closing it after: the shape of every command that reads or writes the
+// store. It returns exit code 0, or 1 once the error of connecting or of
+// do is printed for the command (see fail).
+func (f *flags) withConn(ctx context.Context, do func(*pgx.Conn) error) int {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return fail(f.stderr, f.Name(), err)
+	}
+	defer conn.Close(context.Background())
+	if err := do(conn); err != nil {
+		return fail(f.stderr, f.Name(), err)
+	}
+	return 0
 }
 
 // connect opens the database named by --database or the environment and

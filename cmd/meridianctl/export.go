@@ -32,19 +32,13 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		f.Usage()
 		return 2
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "export", err)
-	}
-	defer conn.Close(context.Background())
-	zs, err := readZones(ctx, conn, *zone)
-	if err != nil {
-		return fail(stderr, "export", err)
+	zs, code := f.readZones(ctx, *zone)
+	if code != 0 {
+		return code
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return fail(stderr, "export", err)
 	}
-	code := 0
 	for _, z := range zs {
 		if z.Invalid != nil {
 			// Written, it would lack what could not be read, and applying
@@ -62,29 +56,31 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return code
 }
 
-// readZones reads every zone, or only zone, in one consistent snapshot,
-// by origin.
-func readZones(ctx context.Context, conn *pgx.Conn, zone string) ([]*zones.Zone, error) {
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: begin: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	byID, err := postgres.ReadZones(ctx, tx, nil)
-	if err != nil {
-		return nil, err
-	}
-	var zs []*zones.Zone
-	for _, z := range byID {
-		if zone == "" || z.Origin == zones.CanonicalName(zone) {
-			zs = append(zs, z)
+// readZones connects and reads every zone, or only zone, in one
+// consistent snapshot, by origin. A code other than 0 ends the command,
+// whose error withConn has printed.
+func (f *flags) readZones(ctx context.Context, zone string) (zs []*zones.Zone, code int) {
+	code = f.withConn(ctx, func(conn *pgx.Conn) error {
+		var byID map[int64]*zones.Zone
+		err := readOnly(ctx, conn, func(tx pgx.Tx) (err error) {
+			byID, err = postgres.ReadZones(ctx, tx, nil)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-	}
-	if zone != "" && len(zs) == 0 {
-		return nil, fmt.Errorf("no zone %s in the database", zones.CanonicalName(zone))
-	}
-	slices.SortFunc(zs, func(a, b *zones.Zone) int { return strings.Compare(a.Origin, b.Origin) })
-	return zs, nil
+		for _, z := range byID {
+			if zone == "" || z.Origin == zones.CanonicalName(zone) {
+				zs = append(zs, z)
+			}
+		}
+		if zone != "" && len(zs) == 0 {
+			return fmt.Errorf("no zone %s in the database", zones.CanonicalName(zone))
+		}
+		slices.SortFunc(zs, func(a, b *zones.Zone) int { return strings.Compare(a.Origin, b.Origin) })
+		return nil
+	})
+	return zs, code
 }
 
 // writeZone writes z to dir/<origin>.yaml, replacing the file atomically

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/signing"
 	"github.com/meridiandns/meridian/signing/keyseal"
 	"github.com/meridiandns/meridian/store/postgres"
@@ -128,18 +130,15 @@ func keysGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fail(stderr, name, err)
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	c, err := postgres.GenerateKeys(ctx, conn, ring, *zone, alg, *split, *actor)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	printChange(stdout, c)
-	printDS(stdout, c.Added)
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		c, err := postgres.GenerateKeys(ctx, conn, ring, *zone, alg, *split, *actor)
+		if err != nil {
+			return err
+		}
+		printChange(stdout, c)
+		printDS(stdout, c.Added)
+		return nil
+	})
 }
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -152,24 +151,21 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	ks, err := postgres.ListKeys(ctx, conn, *zone, *all)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	tw := table(stdout, "ZONE", "TAG", "ROLE", "ALGORITHM", "STATE", "CREATED", "RETIRED", "SECRET")
-	for _, k := range ks {
-		state := "active"
-		if !k.Active {
-			state = "retired"
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		ks, err := postgres.ListKeys(ctx, conn, *zone, *all)
+		if err != nil {
+			return err
 		}
-		row(tw, k.Zone, k.Tag, strings.ToUpper(k.Role), postgres.AlgorithmName(k.Algorithm), state, when(k.Created), when(k.Retired), dash(k.SecretID))
-	}
-	return flush(tw, stderr, name)
+		tw := table(stdout, "ZONE", "TAG", "ROLE", "ALGORITHM", "STATE", "CREATED", "RETIRED", "SECRET")
+		for _, k := range ks {
+			state := "active"
+			if !k.Active {
+				state = "retired"
+			}
+			row(tw, k.Zone, k.Tag, strings.ToUpper(k.Role), postgres.AlgorithmName(k.Algorithm), state, when(k.Created), when(k.Retired), dash(k.SecretID))
+		}
+		return tw.Flush()
+	})
 }
 
 func keysDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -185,26 +181,23 @@ func keysDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		f.Usage()
 		return 2
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	ks, err := postgres.ListKeys(ctx, conn, *zone, false)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	n := 0
-	for _, k := range ks {
-		if k.Role != postgres.RoleZSK {
-			fmt.Fprintln(stdout, k.DS())
-			n++
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		ks, err := postgres.ListKeys(ctx, conn, *zone, false)
+		if err != nil {
+			return err
 		}
-	}
-	if n == 0 {
-		return fail(stderr, name, fmt.Errorf("zone %s: %w", zones.CanonicalName(*zone), postgres.ErrNoKeys))
-	}
-	return 0
+		n := 0
+		for _, k := range ks {
+			if k.Role != postgres.RoleZSK {
+				fmt.Fprintln(stdout, k.DS())
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("zone %s: %w", zones.CanonicalName(*zone), postgres.ErrNoKeys)
+		}
+		return nil
+	})
 }
 
 func keysRolloverStart(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -227,28 +220,25 @@ func keysRolloverStart(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return fail(stderr, name, err)
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	c, err := postgres.StartRollover(ctx, conn, ring, *zone, strings.ToLower(*role), *actor)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	printChange(stdout, c)
-	wait, err := postgres.RolloverWait(ctx, conn, *zone)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	if k := c.Added[0]; k.Role == postgres.RoleZSK {
-		fmt.Fprintf(stdout, "Finish it (meridianctl keys rollover finish --zone %s --role zsk) after %s or later.\n", k.Zone, k.Created.Add(wait).UTC().Format("2006-01-02T15:04:05Z"))
-	} else {
-		fmt.Fprintf(stdout, "Replace the DS at the parent with this one, wait until the old DS has left caches (its TTL),\n"+
-			"then finish (meridianctl keys rollover finish --zone %s), not before %s:\n", k.Zone, k.Created.Add(wait).UTC().Format("2006-01-02T15:04:05Z"))
-		printDS(stdout, c.Added)
-	}
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		c, err := postgres.StartRollover(ctx, conn, ring, *zone, strings.ToLower(*role), *actor)
+		if err != nil {
+			return err
+		}
+		printChange(stdout, c)
+		wait, err := postgres.RolloverWait(ctx, conn, *zone)
+		if err != nil {
+			return err
+		}
+		if k := c.Added[0]; k.Role == postgres.RoleZSK {
+			fmt.Fprintf(stdout, "Finish it (meridianctl keys rollover finish --zone %s --role zsk) after %s or later.\n", k.Zone, k.Created.Add(wait).UTC().Format("2006-01-02T15:04:05Z"))
+		} else {
+			fmt.Fprintf(stdout, "Replace the DS at the parent with this one, wait until the old DS has left caches (its TTL),\n"+
+				"then finish (meridianctl keys rollover finish --zone %s), not before %s:\n", k.Zone, k.Created.Add(wait).UTC().Format("2006-01-02T15:04:05Z"))
+			printDS(stdout, c.Added)
+		}
+		return nil
+	})
 }
 
 func keysRolloverFinish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -268,24 +258,21 @@ func keysRolloverFinish(ctx context.Context, args []string, stdout, stderr io.Wr
 		f.Usage()
 		return 2
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	wait, err := postgres.RolloverWait(ctx, conn, *zone)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	c, err := postgres.FinishRollover(ctx, conn, *zone, strings.ToLower(*role), wait, *force, *actor)
-	if err != nil {
-		if errors.Is(err, postgres.ErrRolloverTooSoon) {
-			err = fmt.Errorf("%w (--force to finish anyway)", err)
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		wait, err := postgres.RolloverWait(ctx, conn, *zone)
+		if err != nil {
+			return err
 		}
-		return fail(stderr, name, err)
-	}
-	printChange(stdout, c)
-	return 0
+		c, err := postgres.FinishRollover(ctx, conn, *zone, strings.ToLower(*role), wait, *force, *actor)
+		if err != nil {
+			if errors.Is(err, postgres.ErrRolloverTooSoon) {
+				err = fmt.Errorf("%w (--force to finish anyway)", err)
+			}
+			return err
+		}
+		printChange(stdout, c)
+		return nil
+	})
 }
 
 func keysReseal(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -302,17 +289,14 @@ func keysReseal(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, name, err)
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	n, err := postgres.ResealKeys(ctx, conn, ring, *actor)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	fmt.Fprintf(stdout, "%d keys resealed with secret %s\n", n, ring.ID())
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		n, err := postgres.ResealKeys(ctx, conn, ring, *actor)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d keys resealed with secret %s\n", n, ring.ID())
+		return nil
+	})
 }
 
 func keysAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -322,20 +306,17 @@ func keysAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	as, err := postgres.KeyAuditLog(ctx, conn, *limit)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	tw := table(stdout, "AT", "ACTOR", "ZONE", "ACTION", "DETAIL")
-	for _, a := range as {
-		row(tw, when(a.At), a.Actor, a.Zone, a.Action, dash(a.Detail))
-	}
-	return flush(tw, stderr, name)
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		as, err := postgres.KeyAuditLog(ctx, conn, *limit)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "AT", "ACTOR", "ZONE", "ACTION", "DETAIL")
+		for _, a := range as {
+			row(tw, when(a.At), a.Actor, a.Zone, a.Action, dash(a.Detail))
+		}
+		return tw.Flush()
+	})
 }
 
 // printChange says what a key command changed, and in which version.

@@ -21,28 +21,25 @@ func zonesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "zones", err)
-	}
-	defer conn.Close(context.Background())
-	var zs []postgres.ZoneInfo
-	var statuses map[string]string
-	err = readOnly(ctx, conn, func(tx pgx.Tx) (err error) {
-		if zs, err = postgres.ListZones(ctx, tx); err != nil {
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		var zs []postgres.ZoneInfo
+		var statuses map[string]string
+		err := readOnly(ctx, conn, func(tx pgx.Tx) (err error) {
+			if zs, err = postgres.ListZones(ctx, tx); err != nil {
+				return err
+			}
+			statuses, err = zoneStatuses(ctx, tx)
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		statuses, err = zoneStatuses(ctx, tx)
-		return err
+		tw := table(stdout, "ZONE", "SERIAL", "RECORDS", "DATACENTERS", "POOLS", "ENDPOINTS", "STATUS")
+		for _, z := range zs {
+			row(tw, z.Origin, z.Serial, z.Records, z.Datacenters, z.Pools, z.Endpoints, statuses[z.Origin])
+		}
+		return tw.Flush()
 	})
-	if err != nil {
-		return fail(stderr, "zones", err)
-	}
-	tw := table(stdout, "ZONE", "SERIAL", "RECORDS", "DATACENTERS", "POOLS", "ENDPOINTS", "STATUS")
-	for _, z := range zs {
-		row(tw, z.Origin, z.Serial, z.Records, z.Datacenters, z.Pools, z.Endpoints, statuses[z.Origin])
-	}
-	return flush(tw, stderr, "zones")
 }
 
 // poolsCmd implements "meridianctl pools".
@@ -54,20 +51,17 @@ func poolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "pools", err)
-	}
-	defer conn.Close(context.Background())
-	ps, err := postgres.ListPools(ctx, conn, *zone)
-	if err != nil {
-		return fail(stderr, "pools", err)
-	}
-	tw := table(stdout, "ZONE", "POOL", "TTL", "MAX", "GEO", "ALL DOWN", "ENDPOINTS", "ACTIVE", "UP", "DOWN", "ELIGIBLE")
-	for _, p := range ps {
-		row(tw, p.Zone, p.Name, p.TTL, p.MaxAnswers, p.Geo, p.WhenAllDown, p.Endpoints, p.Active, p.Up, p.Down, p.Eligible)
-	}
-	return flush(tw, stderr, "pools")
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		ps, err := postgres.ListPools(ctx, conn, *zone)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "ZONE", "POOL", "TTL", "MAX", "GEO", "ALL DOWN", "ENDPOINTS", "ACTIVE", "UP", "DOWN", "ELIGIBLE")
+		for _, p := range ps {
+			row(tw, p.Zone, p.Name, p.TTL, p.MaxAnswers, p.Geo, p.WhenAllDown, p.Endpoints, p.Active, p.Up, p.Down, p.Eligible)
+		}
+		return tw.Flush()
+	})
 }
 
 // endpointsCmd implements "meridianctl endpoints".
@@ -78,20 +72,17 @@ func endpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "endpoints", err)
-	}
-	defer conn.Close(context.Background())
-	es, err := postgres.ListEndpoints(ctx, conn, *pool)
-	if err != nil {
-		return fail(stderr, "endpoints", err)
-	}
-	tw := table(stdout, "POOL", "ADDRESS", "DATACENTER", "WEIGHT", "ADMIN", "HEALTH", "ELIGIBLE", "HEALTH SINCE", "REASONS")
-	for _, e := range es {
-		row(tw, e.Pool, e.Addr, e.Datacenter, e.Weight, e.Admin, e.Health, yesNo(e.Eligible), when(e.HealthUpdated), reasons(e.AdminReason, e.HealthReason))
-	}
-	return flush(tw, stderr, "endpoints")
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		es, err := postgres.ListEndpoints(ctx, conn, *pool)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "POOL", "ADDRESS", "DATACENTER", "WEIGHT", "ADMIN", "HEALTH", "ELIGIBLE", "HEALTH SINCE", "REASONS")
+		for _, e := range es {
+			row(tw, e.Pool, e.Addr, e.Datacenter, e.Weight, e.Admin, e.Health, yesNo(e.Eligible), when(e.HealthUpdated), reasons(e.AdminReason, e.HealthReason))
+		}
+		return tw.Flush()
+	})
 }
 
 // auditCmd implements "meridianctl audit".
@@ -101,20 +92,17 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, "audit", err)
-	}
-	defer conn.Close(context.Background())
-	as, err := postgres.AuditLog(ctx, conn, *limit)
-	if err != nil {
-		return fail(stderr, "audit", err)
-	}
-	tw := table(stdout, "AT", "ACTOR", "POOL", "ADDRESS", "CHANGE", "REASON")
-	for _, a := range as {
-		row(tw, when(a.At), a.Actor, a.Pool, a.Addr, a.Old+" -> "+a.New, dash(a.Reason))
-	}
-	return flush(tw, stderr, "audit")
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		as, err := postgres.AuditLog(ctx, conn, *limit)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "AT", "ACTOR", "POOL", "ADDRESS", "CHANGE", "REASON")
+		for _, a := range as {
+			row(tw, when(a.At), a.Actor, a.Pool, a.Addr, a.Old+" -> "+a.New, dash(a.Reason))
+		}
+		return tw.Flush()
+	})
 }
 
 // table starts a table with a header line.
@@ -124,6 +112,7 @@ func table(w io.Writer, header ...any) *tabwriter.Writer {
 	return tw
 }
 
+// row writes one line of a table.
 func row(tw *tabwriter.Writer, cells ...any) {
 	for i, c := range cells {
 		if i > 0 {
@@ -132,13 +121,6 @@ func row(tw *tabwriter.Writer, cells ...any) {
 		fmt.Fprint(tw, c)
 	}
 	fmt.Fprint(tw, "\n")
-}
-
-func flush(tw *tabwriter.Writer, stderr io.Writer, name string) int {
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, name, err)
-	}
-	return 0
 }
 
 func when(t time.Time) string {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
@@ -61,18 +63,15 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *operator {
 		kind = postgres.TokenOperator
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	token, id, err := postgres.CreateToken(ctx, conn, kind, *pool, *label)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	fmt.Fprintf(stderr, "Token %d (%s) created. It is shown only now: store it safely.\n", id, kind)
-	fmt.Fprintln(stdout, token)
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		token, id, err := postgres.CreateToken(ctx, conn, kind, *pool, *label)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "Token %d (%s) created. It is shown only now: store it safely.\n", id, kind)
+		fmt.Fprintln(stdout, token)
+		return nil
+	})
 }
 
 func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -81,20 +80,17 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	ts, err := postgres.ListTokens(ctx, conn)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	tw := table(stdout, "ID", "KIND", "POOL", "LABEL", "CREATED", "REVOKED")
-	for _, t := range ts {
-		row(tw, t.ID, t.Kind, dash(t.Pool), dash(t.Label), when(t.Created), when(t.Revoked))
-	}
-	return flush(tw, stderr, name)
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		ts, err := postgres.ListTokens(ctx, conn)
+		if err != nil {
+			return err
+		}
+		tw := table(stdout, "ID", "KIND", "POOL", "LABEL", "CREATED", "REVOKED")
+		for _, t := range ts {
+			row(tw, t.ID, t.Kind, dash(t.Pool), dash(t.Label), when(t.Created), when(t.Revoked))
+		}
+		return tw.Flush()
+	})
 }
 
 func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -109,14 +105,11 @@ func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "meridianctl %s: %q is no token id (see meridianctl token list)\n", name, arg)
 		return 2
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	defer conn.Close(context.Background())
-	if err := postgres.RevokeToken(ctx, conn, id); err != nil {
-		return fail(stderr, name, err)
-	}
-	fmt.Fprintf(stdout, "token %d revoked\n", id)
-	return 0
+	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		if err := postgres.RevokeToken(ctx, conn, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "token %d revoked\n", id)
+		return nil
+	})
 }
