@@ -39,6 +39,7 @@ type Server struct {
 	stats      *statsTable               // under mu
 	tap        Tap                       // set before Serve; nil: off
 	xfr        Transferer                // set before Serve; nil: transfers refused
+	notifier   Notifier                  // set before Serve; nil: NOTIFY is NOTIMP
 	rrl        *limiter                  // nil: off
 	cookies    atomic.Pointer[cookieJar] // nil: off
 	cookieSeen [numCookieStates]atomic.Uint64

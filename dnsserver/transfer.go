@@ -66,3 +66,29 @@ func (s *Server) udpTransfer(q *query, out, pkt []byte, src netip.Addr, limit in
 	q.rcode = int(r[3] & 0xF)
 	return append(out[:0], r...)
 }
+
+// Notifier answers NOTIFY messages (RFC 1996) for the zones this server
+// is a secondary of. Package secondary implements it; without one a
+// NOTIFY gets NOTIMP, as every opcode but QUERY does. Its method is
+// called from many goroutines at once.
+type Notifier interface {
+	// ServeNotify returns the reply to the NOTIFY query received from
+	// client, or nil when the query does not parse (the server then
+	// answers FORMERR). It must not block.
+	ServeNotify(query []byte, client netip.AddrPort) []byte
+}
+
+// SetNotifier makes n answer NOTIFY messages from now on; call it
+// before Serve.
+func (s *Server) SetNotifier(n Notifier) { s.notifier = n }
+
+// notifyReply answers a NOTIFY through the Notifier, into out; FORMERR
+// when it gives no reply or one larger than limit.
+func (s *Server) notifyReply(q *query, out, pkt []byte, src netip.Addr, limit int) []byte {
+	r := s.notifier.ServeNotify(pkt, netip.AddrPortFrom(src, 0))
+	if len(r) < headerLen || len(r) > limit {
+		return s.reply(q, out, nil, dns.RcodeFormatError, limit)
+	}
+	q.rcode = int(r[3] & 0xF)
+	return append(out[:0], r...)
+}

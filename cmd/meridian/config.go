@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/meridiandns/meridian/dnsserver"
+	"github.com/meridiandns/meridian/secondary"
 	"github.com/meridiandns/meridian/signing"
 	"github.com/meridiandns/meridian/signing/keyseal"
 	"github.com/meridiandns/meridian/store/postgres"
@@ -44,7 +45,9 @@ type config struct {
 	Dnstap dnstapConfig `mapstructure:"dnstap"`
 	// Transfer is in config_transfer.go.
 	Transfer transferConfig `mapstructure:"transfer"`
-	Log      logConfig      `mapstructure:"log"`
+	// Secondary is in config_secondary.go.
+	Secondary secondaryConfig `mapstructure:"secondary"`
+	Log       logConfig       `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
 	file string
@@ -415,6 +418,8 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("transfer.journal_size", transfer.DefaultJournalSize)
 	v.SetDefault("transfer.notify_tries", transfer.DefaultNotifyTries)
 	v.SetDefault("transfer.notify_timeout", transfer.DefaultNotifyTimeout)
+	v.SetDefault("secondary.first_retry", secondary.DefaultFirstRetry)
+	v.SetDefault("secondary.timeout", secondary.DefaultTimeout)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
 
@@ -501,8 +506,8 @@ func (c *config) validate() error {
 	switch {
 	case c.Store.Database != "" && len(c.Zones.Files) > 0:
 		return errors.New("zones.files and store.database are both set: serve either zone files or the database")
-	case c.Store.Database == "" && len(c.Zones.Files) == 0:
-		return errors.New("zones.files: no zone files (set zones.files or --zone-file, or store.database)")
+	case c.Store.Database == "" && len(c.Zones.Files) == 0 && !c.Secondary.enabled():
+		return errors.New("zones.files: no zone files (set zones.files or --zone-file, store.database, or secondary.zones)")
 	case c.Store.Database == "" && c.Store.CacheFile != "":
 		return errors.New("store.cache_file is set without store.database")
 	case c.Store.Database != "" && c.DNSSEC.KeyDir != "":
@@ -552,6 +557,9 @@ func (c *config) validate() error {
 		return errors.New("dnstap.socket and dnstap.file are both set: choose one output")
 	}
 	if _, err := c.Transfer.parse(); err != nil {
+		return err
+	}
+	if _, err := c.Secondary.parse(c.Transfer.TSIGKeys); err != nil {
 		return err
 	}
 	if c.Dnstap.Queue <= 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/meridiandns/meridian/internal/cli"
 	"github.com/meridiandns/meridian/internal/dnstaplog"
 	"github.com/meridiandns/meridian/internal/httpserve"
+	"github.com/meridiandns/meridian/secondary"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/transfer"
@@ -101,6 +102,21 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			}
 			agents.run = run
 		}
+	}
+	secActor := actor{"secondary zones", idle}
+	if cfg.Secondary.enabled() {
+		sc, err := cfg.Secondary.parse(cfg.Transfer.TSIGKeys)
+		if err != nil {
+			return err
+		}
+		sec, err := secondary.New(sc, logger)
+		if err != nil {
+			return err
+		}
+		st = sec.Store(st)
+		srv.SetNotifier(sec)
+		secActor.run = sec.Run
+		logger.Info("Secondary zones configured", "zones", sec.Origins())
 	}
 	var pub publisher = srv
 	xfrActor := actor{"zone transfers", idle}
@@ -190,6 +206,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	return runGroup(ctx,
 		tapActor,
 		xfrActor,
+		secActor,
 		actor{"watchdog", o.watchdog},
 		actor{"dns server", srv.Serve},
 		actor{"reloader", r.run},

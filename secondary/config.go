@@ -1,0 +1,106 @@
+package secondary
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Config lists the zones Meridian is a secondary for and the TSIG keys
+// their transfers are signed with.
+type Config struct {
+	Zones []Zone
+	Keys  []Key
+	// FirstRetry is how long a zone never transferred waits before it
+	// tries again, having no SOA to take the retry interval from (and
+	// the least wait between two tries in any case). Zero:
+	// DefaultFirstRetry.
+	FirstRetry time.Duration
+	// Timeout bounds each exchange with a primary (an SOA query, each
+	// message of a transfer). Zero: DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Zone is one zone transferred from Primaries (each IP:port, tried in
+// order), signed with the TSIG key named Key when set. NOTIFY for the
+// zone is accepted from the primaries' addresses only.
+type Zone struct {
+	Origin    string
+	Primaries []string
+	Key       string
+}
+
+// Key is a TSIG key (RFC 8945): hmac-sha256 or hmac-sha512, the secret
+// in base64.
+type Key struct {
+	Name      string
+	Algorithm string
+	Secret    string
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultFirstRetry = 10 * time.Second
+	DefaultTimeout    = 5 * time.Second
+)
+
+var algorithms = map[string]string{
+	"hmac-sha256": dns.HmacSHA256,
+	"hmac-sha512": dns.HmacSHA512,
+}
+
+// Validate reports the first problem of c: a zone without an origin or
+// primaries, a zone listed twice, a primary that is not IP:port, a key
+// not defined, or a key that is not usable.
+func (c *Config) Validate() error {
+	keys := map[string]bool{}
+	for _, k := range c.Keys {
+		name := dns.CanonicalName(k.Name)
+		switch {
+		case k.Name == "":
+			return errors.New("secondary: a TSIG key has no name")
+		case keys[name]:
+			return fmt.Errorf("secondary: TSIG key %s is defined twice", k.Name)
+		case algorithms[strings.ToLower(k.Algorithm)] == "":
+			return fmt.Errorf("secondary: TSIG key %s: algorithm %q is not hmac-sha256 or hmac-sha512", k.Name, k.Algorithm)
+		}
+		if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
+			return fmt.Errorf("secondary: TSIG key %s: the secret is not base64", k.Name)
+		}
+		keys[name] = true
+	}
+	seen := map[string]bool{}
+	for i, z := range c.Zones {
+		if z.Origin == "" {
+			return fmt.Errorf("secondary: zone %d has no name", i+1)
+		}
+		if _, ok := dns.IsDomainName(z.Origin); !ok {
+			return fmt.Errorf("secondary: zone %q is not a domain name", z.Origin)
+		}
+		o := dns.CanonicalName(z.Origin)
+		if seen[o] {
+			return fmt.Errorf("secondary: zone %s is listed twice", o)
+		}
+		seen[o] = true
+		if len(z.Primaries) == 0 {
+			return fmt.Errorf("secondary: zone %s lists no primary", o)
+		}
+		for _, p := range z.Primaries {
+			if _, err := netip.ParseAddrPort(p); err != nil {
+				return fmt.Errorf("secondary: zone %s: primary %q is not IP:port", o, p)
+			}
+		}
+		if z.Key != "" && !keys[dns.CanonicalName(z.Key)] {
+			return fmt.Errorf("secondary: zone %s names TSIG key %s, which is not defined", o, z.Key)
+		}
+	}
+	if c.FirstRetry < 0 || c.Timeout < 0 {
+		return errors.New("secondary: first retry and timeout cannot be negative")
+	}
+	return nil
+}
