@@ -26,22 +26,26 @@ func (m *Manager) ServeNotify(query []byte, client netip.AddrPort) []byte {
 	z := m.byName[dns.CanonicalName(req.Question[0].Name)]
 	from := client.Addr().Unmap()
 	if z == nil || !slices.Contains(z.addrs, from) {
+		m.counts.notifies[notifyRefused].Add(1)
 		m.logger.Debug("NOTIFY refused", "zone", req.Question[0].Name, "client", from.String())
 		return pack(r.SetRcode(req, dns.RcodeRefused))
 	}
 	ts := req.IsTsig()
 	if z.key != "" && (ts == nil || dns.CanonicalName(ts.Hdr.Name) != z.key) {
+		m.counts.notifies[notifyRefused].Add(1)
 		m.logger.Warn("NOTIFY refused: not signed with the zone's key", "zone", z.origin, "client", from.String())
 		return pack(r.SetRcode(req, dns.RcodeRefused))
 	}
 	if z.key != "" {
 		// TsigVerify writes into the message it checks: give it a copy.
 		if err := dns.TsigVerify(slices.Clone(query), m.secrets[z.key], "", false); err != nil {
+			m.counts.notifies[notifyNotAuth].Add(1)
 			m.logger.Warn("NOTIFY refused: TSIG", "zone", z.origin, "client", from.String(), "err", err)
 			return pack(r.SetRcode(req, dns.RcodeNotAuth))
 		}
 	}
 	r.Authoritative = true
+	m.counts.notifies[notifyAccepted].Add(1)
 	select {
 	case z.notify <- struct{}{}:
 	default: // a check is already due

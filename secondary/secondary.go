@@ -38,6 +38,7 @@ type Manager struct {
 	firstRetry time.Duration
 	timeout    time.Duration
 	changed    chan struct{} // a copy was installed or dropped
+	counts     counters
 }
 
 // zone is the state of one secondary zone.
@@ -208,6 +209,7 @@ func (m *Manager) run(ctx context.Context, z *zone) {
 				z.mu.Lock()
 				z.copy = nil
 				z.mu.Unlock()
+				m.counts.expired.Add(1)
 				m.logger.Error("Secondary zone expired: no longer served", "zone", z.origin, "serial", c.soa.Serial,
 					"last_refresh", lastOK.UTC().Format(time.RFC3339), "expire", expire.String(), "err", err)
 				m.signal()
@@ -278,8 +280,9 @@ func (m *Manager) install(z *zone, soa *dns.SOA, rrs []dns.RR, primary, kind str
 	for i, rr := range rrs {
 		recs[i] = zones.Record{RR: rr}
 	}
-	c := &zoneCopy{soa: soa, rrs: rrs, primary: primary,
-		zone: &zones.Zone{Origin: z.origin, Source: "transfer from " + primary, Records: recs}}
+	zz := &zones.Zone{Origin: z.origin, Source: "transfer from " + primary, Records: recs}
+	zones.Normalize(zz) // as a zone file is: exact duplicates go (RFC 2181 section 5)
+	c := &zoneCopy{soa: soa, rrs: rrs, primary: primary, zone: zz}
 	z.mu.Lock()
 	old := z.copy
 	z.copy = c

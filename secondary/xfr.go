@@ -84,9 +84,11 @@ func (m *Manager) axfr(z *zone, primary string) (*dns.SOA, []dns.RR, error) {
 	q.SetAxfr(z.origin)
 	rrs, err := m.transfer(z, primary, q)
 	if err != nil {
+		m.counts.transfer(kindAXFR, err)
 		return nil, nil, fmt.Errorf("AXFR: %w", err)
 	}
 	soa, body, err := checkWhole(z.origin, rrs)
+	m.counts.transfer(kindAXFR, err)
 	if err != nil {
 		return nil, nil, fmt.Errorf("AXFR: %w", err)
 	}
@@ -130,9 +132,11 @@ func (m *Manager) ixfr(z *zone, primary string, c *zoneCopy) (*dns.SOA, []dns.RR
 	q.SetIxfr(z.origin, c.soa.Serial, c.soa.Ns, c.soa.Mbox)
 	rrs, err := m.transfer(z, primary, q)
 	if err != nil {
+		m.counts.transfer(kindIXFR, err)
 		return nil, nil, "", fmt.Errorf("IXFR: %w", err)
 	}
 	soa, body, kind, err := applyIXFR(z.origin, c, rrs)
+	m.counts.transfer(kindIXFR, err)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("IXFR: %w", err)
 	}

@@ -175,6 +175,8 @@ func TestBadConfigs(t *testing.T) {
 		{"transfer-bad-from.bad.yaml", "transfer.allow[0].from"},
 		{"transfer-unknown-key.bad.yaml", "notify entry 1 names TSIG key k2, which is not defined"},
 		{"transfer-bad-algorithm.bad.yaml", `algorithm "hmac-md5" is not hmac-sha256 or hmac-sha512`},
+		{"secondary-unknown-key.bad.yaml", "secondary: zone example.net. names TSIG key nokey, which is not defined"},
+		{"secondary-bad-primary.bad.yaml", `secondary: zone example.net.: primary "192.0.2.10" is not IP:port`},
 		{"not-yaml.bad.yaml", "not-yaml.bad.yaml"},
 		{"does-not-exist.yaml", "does-not-exist.yaml"},
 	}

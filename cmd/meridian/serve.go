@@ -104,13 +104,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		}
 	}
 	secActor := actor{"secondary zones", idle}
+	var sec *secondary.Manager
 	if cfg.Secondary.enabled() {
 		sc, err := cfg.Secondary.parse(cfg.Transfer.TSIGKeys)
 		if err != nil {
 			return err
 		}
-		sec, err := secondary.New(sc, logger)
-		if err != nil {
+		if sec, err = secondary.New(sc, logger); err != nil {
 			return err
 		}
 		st = sec.Store(st)
@@ -154,6 +154,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	o := newOps(srv, r, st, tap, logger)
 	if xfr != nil {
 		o.reg.MustRegister(xfr)
+	}
+	if sec != nil {
+		o.reg.MustRegister(sec)
 	}
 	if cfg.HTTP.Listen != "" {
 		// Served from the start, so that /readyz says "loading" during a
