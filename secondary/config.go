@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/zones"
 )
 
 // Config lists the zones Meridian is a secondary for and the TSIG keys
@@ -33,6 +35,10 @@ type Zone struct {
 	Origin    string
 	Primaries []string
 	Key       string
+	// Overlay, when set, holds datacenters and pools (and no records)
+	// added to every copy of the zone: pools defined on top of a zone
+	// that another server owns.
+	Overlay *zones.Zone
 }
 
 // Key is a TSIG key (RFC 8945): hmac-sha256 or hmac-sha512, the secret
@@ -93,6 +99,14 @@ func (c *Config) Validate() error {
 		for _, p := range z.Primaries {
 			if _, err := netip.ParseAddrPort(p); err != nil {
 				return fmt.Errorf("secondary: zone %s: primary %q is not IP:port", o, p)
+			}
+		}
+		if ov := z.Overlay; ov != nil {
+			if zones.CanonicalName(ov.Origin) != o {
+				return fmt.Errorf("secondary: zone %s: the pools file %s is for %s", o, ov.Source, ov.Origin)
+			}
+			if len(ov.Records) > 0 {
+				return fmt.Errorf("secondary: zone %s: the pools file %s holds records: only datacenters and pools go on a transferred zone", o, ov.Source)
 			}
 		}
 		if z.Key != "" && !keys[dns.CanonicalName(z.Key)] {

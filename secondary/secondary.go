@@ -47,6 +47,7 @@ type zone struct {
 	primaries []string
 	addrs     []netip.Addr // the primaries' addresses, for NOTIFY
 	key       string       // canonical TSIG key name; "" for none
+	overlay   *zones.Zone  // datacenters and pools added to each copy; nil for none
 	notify    chan struct{}
 
 	mu   sync.Mutex
@@ -88,7 +89,7 @@ func New(cfg Config, logger *slog.Logger) (*Manager, error) {
 		m.algs[name] = algorithms[strings.ToLower(k.Algorithm)]
 	}
 	for _, zc := range cfg.Zones {
-		z := &zone{origin: dns.CanonicalName(zc.Origin), primaries: zc.Primaries, notify: make(chan struct{}, 1)}
+		z := &zone{origin: dns.CanonicalName(zc.Origin), primaries: zc.Primaries, overlay: zc.Overlay, notify: make(chan struct{}, 1)}
 		if zc.Key != "" {
 			z.key = dns.CanonicalName(zc.Key)
 		}
@@ -282,6 +283,9 @@ func (m *Manager) install(z *zone, soa *dns.SOA, rrs []dns.RR, primary, kind str
 	}
 	zz := &zones.Zone{Origin: z.origin, Source: "transfer from " + primary, Records: recs}
 	zones.Normalize(zz) // as a zone file is: exact duplicates go (RFC 2181 section 5)
+	if z.overlay != nil {
+		zz.Datacenters, zz.Pools = z.overlay.Datacenters, z.overlay.Pools
+	}
 	c := &zoneCopy{soa: soa, rrs: rrs, primary: primary, zone: zz}
 	z.mu.Lock()
 	old := z.copy

@@ -449,9 +449,43 @@ func TestValidate(t *testing.T) {
 		{Config{Zones: []Zone{{Origin: "a.", Primaries: []string{"192.0.2.1:53"}, Key: "k"}}}, "not defined"},
 		{Config{Zones: []Zone{{Origin: "a.", Primaries: []string{"192.0.2.1:53"}}, {Origin: "A", Primaries: []string{"192.0.2.1:53"}}}}, "listed twice"},
 		{Config{Keys: []Key{{Name: "k", Algorithm: "hmac-md5", Secret: testSecret}}}, "algorithm"},
+		{Config{Zones: []Zone{{Origin: "a.", Primaries: []string{"192.0.2.1:53"}, Overlay: &zones.Zone{Origin: "b.", Source: "b.yaml"}}}}, "the pools file b.yaml is for b."},
+		{Config{Zones: []Zone{{Origin: "a.", Primaries: []string{"192.0.2.1:53"}, Overlay: &zones.Zone{Origin: "a.", Source: "a.yaml", Records: []zones.Record{{}}}}}}, "holds records"},
 	} {
 		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+// The pools of a zone's overlay are added to every copy.
+func TestOverlay(t *testing.T) {
+	ov, err := zones.ParseYAML([]byte(`origin: example.net.
+datacenters:
+  - {name: a, lat: 50, lon: 8}
+pools:
+  - name: geo
+    endpoints:
+      - {address: 198.51.100.1, datacenter: a}
+`), "pools.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPrimary(t, zoneText(1, 3600, 600, 86400, ""))
+	m, err := New(Config{Zones: []Zone{{Origin: "example.net.", Primaries: []string{p.addr}, Overlay: ov}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the AXFR", 5*time.Second, func() bool { return len(m.Zones()) == 1 })
+	z := m.Zones()[0]
+	if len(z.Pools) != 1 || len(z.Datacenters) != 1 {
+		t.Fatalf("copy without the overlay's pools: %+v", z)
+	}
+	if _, err := zones.Build([]*zones.Zone{z}, 1); err != nil {
+		t.Errorf("the copy with its pool does not build: %v", err)
 	}
 }

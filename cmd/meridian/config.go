@@ -47,6 +47,8 @@ type config struct {
 	Transfer transferConfig `mapstructure:"transfer"`
 	// Secondary is in config_secondary.go.
 	Secondary secondaryConfig `mapstructure:"secondary"`
+	// Update is in config_update.go.
+	Update updateConfig `mapstructure:"update"`
 	Log       logConfig       `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
@@ -460,6 +462,11 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 				c.Zones.Files[i] = filepath.Join(dir, p)
 			}
 		}
+		for i, z := range c.Secondary.Zones {
+			if z.Pools != "" && !filepath.IsAbs(z.Pools) {
+				c.Secondary.Zones[i].Pools = filepath.Join(dir, z.Pools)
+			}
+		}
 	}
 	if file != "" && !fs.Changed("geoip") && os.Getenv(envPrefix+"_GEO_DATABASE") == "" &&
 		c.Geo.Database != "" && !filepath.IsAbs(c.Geo.Database) {
@@ -560,6 +567,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if _, err := c.Secondary.parse(c.Transfer.TSIGKeys); err != nil {
+		return err
+	}
+	if _, err := c.Update.parse(c.Transfer.TSIGKeys); err != nil {
 		return err
 	}
 	if c.Dnstap.Queue <= 0 {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/meridiandns/meridian/secondary"
+	"github.com/meridiandns/meridian/zones"
 )
 
 // secondaryConfig is the "secondary" section: zones Meridian transfers
@@ -30,6 +33,9 @@ type secondaryZoneConfig struct {
 	// Key, when set, names the transfer.tsig_keys entry that signs the
 	// SOA queries and transfers, and that NOTIFY must be signed with.
 	Key string `mapstructure:"key"`
+	// Pools, when set, is a YAML zone file (origin, datacenters, pools;
+	// no records) whose pools are served on top of the transferred zone.
+	Pools string `mapstructure:"pools"`
 }
 
 // enabled reports whether any zone is a secondary zone.
@@ -43,7 +49,17 @@ func (s secondaryConfig) parse(keys []tsigKeyConfig) (secondary.Config, error) {
 		c.Keys = append(c.Keys, secondary.Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
 	}
 	for _, z := range s.Zones {
-		c.Zones = append(c.Zones, secondary.Zone{Origin: z.Zone, Primaries: z.Primaries, Key: z.Key})
+		sz := secondary.Zone{Origin: z.Zone, Primaries: z.Primaries, Key: z.Key}
+		if z.Pools != "" {
+			data, err := os.ReadFile(z.Pools)
+			if err != nil {
+				return c, fmt.Errorf("secondary.zones: %w", err)
+			}
+			if sz.Overlay, err = zones.ParseYAML(data, z.Pools); err != nil {
+				return c, fmt.Errorf("secondary.zones: %w", err)
+			}
+		}
+		c.Zones = append(c.Zones, sz)
 	}
 	return c, c.Validate()
 }

@@ -78,6 +78,23 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	}
 	defer closeStore()
 	idle := func(ctx context.Context) error { <-ctx.Done(); return nil }
+	// Inside the health overlay, so that in-process health reaches the
+	// pools defined on secondary zones.
+	secActor := actor{"secondary zones", idle}
+	var sec *secondary.Manager
+	if cfg.Secondary.enabled() {
+		sc, err := cfg.Secondary.parse(cfg.Transfer.TSIGKeys)
+		if err != nil {
+			return err
+		}
+		if sec, err = secondary.New(sc, logger); err != nil {
+			return err
+		}
+		st = sec.Store(st)
+		srv.SetNotifier(sec)
+		secActor.run = sec.Run
+		logger.Info("Secondary zones configured", "zones", sec.Origins())
+	}
 	pruner := actor{"change log pruner", idle}
 	if pg, ok := st.(*postgres.Store); ok && cfg.Store.ChangeLogRetention > 0 {
 		// Every server prunes: one is enough, but none is special, and
@@ -103,21 +120,6 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 			agents.run = run
 		}
 	}
-	secActor := actor{"secondary zones", idle}
-	var sec *secondary.Manager
-	if cfg.Secondary.enabled() {
-		sc, err := cfg.Secondary.parse(cfg.Transfer.TSIGKeys)
-		if err != nil {
-			return err
-		}
-		if sec, err = secondary.New(sc, logger); err != nil {
-			return err
-		}
-		st = sec.Store(st)
-		srv.SetNotifier(sec)
-		secActor.run = sec.Run
-		logger.Info("Secondary zones configured", "zones", sec.Origins())
-	}
 	var pub publisher = srv
 	xfrActor := actor{"zone transfers", idle}
 	var xfr *transfer.Server
@@ -132,6 +134,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		srv.SetTransferer(xfr)
 		pub = transferPublisher{srv, xfr}
 		xfrActor.run = xfr.Run
+	}
+	if cfg.Update.enabled() {
+		u, err := newUpdater(cfg, logger)
+		if err != nil {
+			return err
+		}
+		srv.SetUpdater(u)
 	}
 	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
