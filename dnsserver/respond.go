@@ -52,6 +52,9 @@ func (s *Server) respond(q *query, out, pkt []byte, tcp bool, src netip.Addr) []
 		if op == dns.OpcodeNotify && s.notifier != nil {
 			return s.notifyReply(q, out, pkt, src, limit)
 		}
+		if op == dns.OpcodeUpdate && s.updater != nil {
+			return s.updateReply(q, out, pkt, src, limit)
+		}
 		return s.reply(q, out, nil, dns.RcodeNotImplemented, limit) // NOTIFY, UPDATE and the rest
 	}
 	switch err {

@@ -40,6 +40,7 @@ type Server struct {
 	tap        Tap                       // set before Serve; nil: off
 	xfr        Transferer                // set before Serve; nil: transfers refused
 	notifier   Notifier                  // set before Serve; nil: NOTIFY is NOTIMP
+	updater    Updater                   // set before Serve; nil: UPDATE is NOTIMP
 	rrl        *limiter                  // nil: off
 	cookies    atomic.Pointer[cookieJar] // nil: off
 	cookieSeen [numCookieStates]atomic.Uint64

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -29,6 +29,7 @@ type Files struct {
 	logger   *slog.Logger
 	debounce time.Duration
 	clock    clock
+	mu       sync.Mutex // serializes Update
 }
 
 var _ Store = (*Files)(nil)
@@ -49,22 +50,19 @@ func NewFiles(paths []string, logger *slog.Logger) *Files {
 	return f
 }
 
-// Load implements Store. It reads and parses every file; the first file
-// that cannot be read or parsed fails the whole Load with an error naming
-// the file and, for parse errors, the line.
+// Load implements Store. It reads and parses every file, with the updates
+// in its journal (journal.go); the first file that cannot be read or
+// parsed fails the whole Load with an error naming the file and, for
+// parse errors, the line.
 func (f *Files) Load(ctx context.Context) (*Data, error) {
 	d := &Data{Zones: make([]*zones.Zone, 0, len(f.paths))}
 	for _, p := range f.paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		b, err := os.ReadFile(p)
+		z, err := f.loadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("store: %w", err) // *PathError names the file
-		}
-		z, err := zones.Parse(b, p)
-		if err != nil {
-			return nil, parseError(p, err)
+			return nil, err
 		}
 		d.Zones = append(d.Zones, z)
 	}
@@ -100,6 +98,7 @@ func (f *Files) Watch(ctx context.Context, changed func()) error {
 	dirs := map[string]bool{}
 	for _, a := range f.abs {
 		watched[a] = true
+		watched[journalPath(a)] = true // dynamic updates (journal.go)
 		dir := filepath.Dir(a)
 		if dirs[dir] {
 			continue

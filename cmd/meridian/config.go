@@ -47,7 +47,9 @@ type config struct {
 	Transfer transferConfig `mapstructure:"transfer"`
 	// Secondary is in config_secondary.go.
 	Secondary secondaryConfig `mapstructure:"secondary"`
-	Log       logConfig       `mapstructure:"log"`
+	// Update is in config_update.go.
+	Update updateConfig `mapstructure:"update"`
+	Log    logConfig    `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
 	file string
@@ -565,6 +567,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if _, err := c.Secondary.parse(c.Transfer.TSIGKeys); err != nil {
+		return err
+	}
+	if _, err := c.Update.parse(c.Transfer.TSIGKeys); err != nil {
 		return err
 	}
 	if c.Dnstap.Queue <= 0 {

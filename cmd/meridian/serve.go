@@ -135,6 +135,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		pub = transferPublisher{srv, xfr}
 		xfrActor.run = xfr.Run
 	}
+	if cfg.Update.enabled() {
+		u, err := newUpdater(cfg, logger)
+		if err != nil {
+			return err
+		}
+		srv.SetUpdater(u)
+	}
 	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
 	var tap *dnstaplog.Logger
