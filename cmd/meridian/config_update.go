@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/update"
 	"github.com/meridiandns/meridian/zones"
 )
@@ -55,38 +56,41 @@ func (u updateConfig) parse(keys []tsigKeyConfig) (update.Config, error) {
 }
 
 // newUpdater returns the Updater of cfg. With zone files, updates go to
-// a journal next to each file (store/journal.go); with PostgreSQL they
-// are refused for now, with the reason in the log.
+// a journal next to each file (store/journal.go); with PostgreSQL, to the
+// records of the zone, through the change log that every server follows
+// (postgres.UpdateRecords).
 func newUpdater(cfg *config, logger *slog.Logger) (*update.Updater, error) {
 	uc, err := cfg.Update.parse(cfg.Transfer.TSIGKeys)
 	if err != nil {
 		return nil, err
 	}
-	var b update.Backend = refusingBackend{}
+	var b update.Backend
 	if cfg.Store.Database == "" {
-		b = filesBackend{store.NewFiles(cfg.Zones.Files, logger)}
+		b = updateBackend{store.NewFiles(cfg.Zones.Files, logger).Update, store.ErrNoZone, store.ErrInvalidUpdate}
+	} else {
+		pu, err := postgres.NewUpdater(cfg.Store.Database)
+		if err != nil {
+			return nil, err
+		}
+		b = updateBackend{pu.Update, postgres.ErrNoZone, postgres.ErrInvalidUpdate}
 	}
 	return update.New(uc, b, logger)
 }
 
-// filesBackend is store.Files as an update.Backend.
-type filesBackend struct{ f *store.Files }
+// updateBackend is a store's update function as an update.Backend, its errors
+// turned into the update package's.
+type updateBackend struct {
+	update          func(context.Context, string, func(*zones.Zone) ([]dns.RR, error)) error
+	noZone, invalid error
+}
 
-func (b filesBackend) Update(ctx context.Context, origin string, change func(*zones.Zone) ([]dns.RR, error)) error {
-	err := b.f.Update(ctx, origin, change)
+func (b updateBackend) Update(ctx context.Context, origin string, change func(*zones.Zone) ([]dns.RR, error)) error {
+	err := b.update(ctx, origin, change)
 	switch {
-	case errors.Is(err, store.ErrNoZone):
+	case errors.Is(err, b.noZone):
 		return update.ErrNoZone
-	case errors.Is(err, store.ErrInvalidUpdate):
+	case errors.Is(err, b.invalid):
 		return fmt.Errorf("%w: %w", update.ErrRefused, err)
 	}
 	return err
-}
-
-// refusingBackend refuses every update: PostgreSQL mode does not take
-// them yet (docs/update.md).
-type refusingBackend struct{}
-
-func (refusingBackend) Update(context.Context, string, func(*zones.Zone) ([]dns.RR, error)) error {
-	return fmt.Errorf("%w: dynamic updates are not supported with store.database yet; change the zone with meridianctl apply", update.ErrRefused)
 }

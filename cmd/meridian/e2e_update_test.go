@@ -1,9 +1,10 @@
 package main
 
-// Dynamic updates (RFC 2136) with real nsupdate against the real binary
-// in zone-file mode: an ACME DNS-01 TXT record added and deleted, a
+// Dynamic updates (RFC 2136) with real nsupdate against the real binary:
+// in zone-file mode an ACME DNS-01 TXT record added and deleted, a
 // prerequisite that fails, a key outside its policy, a bad TSIG, an
-// unsigned update; and the journal replayed by a restart.
+// unsigned update, and the journal replayed by a restart; with
+// PostgreSQL, a change reaching a second server.
 
 import (
 	"context"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridiandns/meridian/store/postgres/pgtest"
 )
 
 const (
@@ -169,5 +172,67 @@ update:
 	}, "_acme-challenge.example.com", "TXT")
 	if s := serial(); s != "14" {
 		t.Errorf("serial after four updates = %s, want 14", s)
+	}
+}
+
+// TestE2EPostgresUpdate sends UPDATEs to one of two servers on one
+// database: the other learns each change through the change log.
+func TestE2EPostgresUpdate(t *testing.T) {
+	requireDig(t)
+	if _, err := exec.LookPath("nsupdate"); err != nil {
+		t.Fatal("nsupdate not found: install bind9-dnsutils (scripts/test.sh does)")
+	}
+	url := pgtest.NewDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, meridianBinary(t), "migrate", "--database", url).CombinedOutput(); err != nil {
+		t.Fatalf("meridian migrate: %v\n%s", err, out)
+	}
+	applyExamples(t, url, nil)
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`transfer:
+  tsig_keys:
+    - {name: acme-key, algorithm: hmac-sha256, secret: %q}
+update:
+  policy:
+    - {key: acme-key, zones: [example.com.], names: [_acme-challenge], types: [TXT]}
+`, acmeSecret)
+	confFile := filepath.Join(dir, "meridian.yaml")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startMeridian(t, dir, nil, "--config", confFile, "--listen", "127.0.0.1:0", "--database", url)
+	b := startMeridian(t, dir, nil, "--listen", "127.0.0.1:0", "--database", url)
+	acme := "hmac-sha256:acme-key:" + acmeSecret
+	q := []string{"_acme-challenge.example.com", "TXT"}
+
+	if out, ok := a.nsupdate(t, acme, `update add _acme-challenge.example.com. 60 TXT "token-pg"`, false); !ok {
+		t.Fatalf("add: %s", out)
+	}
+	for _, m := range []*meridian{a, b} {
+		m.waitDig(t, "the TXT record is served", func(r *digResult) bool {
+			return slices.Equal(data(r.Answer, "TXT"), []string{`"token-pg"`})
+		}, q...)
+	}
+	out, ok := a.nsupdate(t, acme, "prereq nxdomain _acme-challenge.example.com.\nupdate add _acme-challenge.example.com. 60 TXT \"second\"", false)
+	if ok || !strings.Contains(out, "YXDOMAIN") {
+		t.Errorf("nxdomain prerequisite on a name in use: ok=%v, want YXDOMAIN:\n%s", ok, out)
+	}
+	if out, ok := a.nsupdate(t, acme, `update add www.example.com. 60 TXT "no"`, false); ok || !strings.Contains(out, "REFUSED") {
+		t.Errorf("outside the policy: ok=%v, want REFUSED:\n%s", ok, out)
+	}
+	// In the database, as meridianctl sees it.
+	exportDir := t.TempDir()
+	meridianctl(t, url, "export", "--zone", "example.com.", "-o", exportDir)
+	if export, err := os.ReadFile(filepath.Join(exportDir, "example.com.yaml")); err != nil || !strings.Contains(string(export), "token-pg") {
+		t.Errorf("meridianctl export lacks the record (%v):\n%s", err, export)
+	}
+	if out, ok := a.nsupdate(t, acme, "update delete _acme-challenge.example.com. TXT", true); !ok {
+		t.Fatalf("delete: %s", out)
+	}
+	for _, m := range []*meridian{a, b} {
+		m.waitDig(t, "the TXT record is gone", func(r *digResult) bool {
+			return len(data(r.Answer, "TXT")) == 0
+		}, q...)
 	}
 }
