@@ -47,6 +47,7 @@ type Updater struct {
 	algs    map[string]string // canonical key name -> canonical algorithm name
 	rules   map[string][]rule // canonical key name -> its rules
 	logger  *slog.Logger
+	counts  counters
 	mu      sync.Mutex // one UPDATE at a time: prerequisites and changes are checked and made together
 }
 
@@ -93,14 +94,17 @@ func (u *Updater) ServeUpdate(query []byte, client netip.AddrPort) []byte {
 	ts := req.IsTsig()
 	if ts == nil {
 		u.logger.Info("UPDATE refused: not signed", "client", from)
+		u.counts.requests[resultRefused].Add(1)
 		return pack(r.SetRcode(req, dns.RcodeRefused))
 	}
 	key := canonical(ts.Hdr.Name)
 	if terr := u.verify(query, ts, key); terr != dns.RcodeSuccess {
 		u.logger.Warn("UPDATE refused: TSIG", "client", from, "key", key, "error", dns.RcodeToString[int(terr)])
+		u.counts.requests[resultNotAuth].Add(1)
 		return tsigError(req, ts, terr, u.secrets[key])
 	}
-	rcode := u.serve(req, key, from)
+	rcode, changed := u.serve(req, key, from)
+	u.counts.requests[resultOf(rcode, changed)].Add(1)
 	r.SetRcode(req, rcode)
 	r.Ns, r.Answer, r.Extra = nil, nil, nil
 	r.SetTsig(ts.Hdr.Name, ts.Algorithm, fudge, time.Now().Unix())
@@ -111,14 +115,15 @@ func (u *Updater) ServeUpdate(query []byte, client netip.AddrPort) []byte {
 	return out
 }
 
-// serve checks and applies a verified UPDATE and returns its rcode.
-func (u *Updater) serve(req *dns.Msg, key, from string) int {
+// serve checks and applies a verified UPDATE and returns its rcode and
+// whether the zone changed.
+func (u *Updater) serve(req *dns.Msg, key, from string) (int, bool) {
 	if len(req.Question) != 1 || req.Question[0].Qtype != dns.TypeSOA {
-		return dns.RcodeFormatError // RFC 2136 section 3.1.1: one zone, type SOA
+		return dns.RcodeFormatError, false // RFC 2136 section 3.1.1: one zone, type SOA
 	}
 	origin := canonical(req.Question[0].Name)
 	if req.Question[0].Qclass != dns.ClassINET {
-		return dns.RcodeNotAuth
+		return dns.RcodeNotAuth, false
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -161,23 +166,23 @@ func (u *Updater) serve(req *dns.Msg, key, from string) int {
 	case err == nil || errors.Is(err, errUnchanged):
 	case errors.Is(err, ErrNoZone):
 		u.logger.Info("UPDATE refused: not our zone", "zone", origin, "client", from, "key", key)
-		return dns.RcodeNotAuth
+		return dns.RcodeNotAuth, false
 	case errors.As(err, &re):
 		u.logger.Info("UPDATE refused", "zone", origin, "client", from, "key", key, "rcode", dns.RcodeToString[re.rcode], "reason", re.reason)
-		return re.rcode
+		return re.rcode, false
 	default:
 		u.logger.Error("UPDATE failed", "zone", origin, "client", from, "key", key, "err", err)
 		if errors.Is(err, ErrRefused) {
-			return dns.RcodeRefused
+			return dns.RcodeRefused, false
 		}
-		return dns.RcodeServerFailure
+		return dns.RcodeServerFailure, false
 	}
 	if changed {
 		u.logger.Info("UPDATE applied", "zone", origin, "client", from, "key", key, "changes", len(req.Ns), "old_serial", old, "serial", serial)
 	} else {
 		u.logger.Info("UPDATE changed nothing", "zone", origin, "client", from, "key", key)
 	}
-	return dns.RcodeSuccess
+	return dns.RcodeSuccess, changed
 }
 
 // errUnchanged stops a Backend.Update whose changes change nothing.

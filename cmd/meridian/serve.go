@@ -22,6 +22,7 @@ import (
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/store/postgres"
 	"github.com/meridiandns/meridian/transfer"
+	"github.com/meridiandns/meridian/update"
 	"github.com/meridiandns/meridian/zones"
 )
 
@@ -135,12 +136,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		pub = transferPublisher{srv, xfr}
 		xfrActor.run = xfr.Run
 	}
+	var upd *update.Updater
 	if cfg.Update.enabled() {
-		u, err := newUpdater(cfg, logger)
-		if err != nil {
+		if upd, err = newUpdater(cfg, logger); err != nil {
 			return err
 		}
-		srv.SetUpdater(u)
+		srv.SetUpdater(upd)
 	}
 	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
@@ -166,6 +167,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	}
 	if sec != nil {
 		o.reg.MustRegister(sec)
+	}
+	if upd != nil {
+		o.reg.MustRegister(upd)
 	}
 	if cfg.HTTP.Listen != "" {
 		// Served from the start, so that /readyz says "loading" during a
