@@ -1,15 +1,14 @@
 package secondary
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/meridiandns/meridian/internal/tsigkey"
 	"github.com/meridiandns/meridian/zones"
 )
 
@@ -43,11 +42,7 @@ type Zone struct {
 
 // Key is a TSIG key (RFC 8945): hmac-sha256 or hmac-sha512, the secret
 // in base64.
-type Key struct {
-	Name      string
-	Algorithm string
-	Secret    string
-}
+type Key = tsigkey.Key
 
 // Defaults for the zero values of Config.
 const (
@@ -55,30 +50,13 @@ const (
 	DefaultTimeout    = 5 * time.Second
 )
 
-var algorithms = map[string]string{
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha512": dns.HmacSHA512,
-}
-
 // Validate reports the first problem of c: a zone without an origin or
 // primaries, a zone listed twice, a primary that is not IP:port, a key
 // not defined, or a key that is not usable.
 func (c *Config) Validate() error {
-	keys := map[string]bool{}
-	for _, k := range c.Keys {
-		name := dns.CanonicalName(k.Name)
-		switch {
-		case k.Name == "":
-			return errors.New("secondary: a TSIG key has no name")
-		case keys[name]:
-			return fmt.Errorf("secondary: TSIG key %s is defined twice", k.Name)
-		case algorithms[strings.ToLower(k.Algorithm)] == "":
-			return fmt.Errorf("secondary: TSIG key %s: algorithm %q is not hmac-sha256 or hmac-sha512", k.Name, k.Algorithm)
-		}
-		if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
-			return fmt.Errorf("secondary: TSIG key %s: the secret is not base64", k.Name)
-		}
-		keys[name] = true
+	keys, err := tsigkey.Check(c.Keys)
+	if err != nil {
+		return fmt.Errorf("secondary: %w", err)
 	}
 	seen := map[string]bool{}
 	for i, z := range c.Zones {

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -86,7 +85,7 @@ func New(cfg Config, logger *slog.Logger) (*Manager, error) {
 	for _, k := range cfg.Keys {
 		name := dns.CanonicalName(k.Name)
 		m.secrets[name] = k.Secret
-		m.algs[name] = algorithms[strings.ToLower(k.Algorithm)]
+		m.algs[name] = k.DNSAlgorithm()
 	}
 	for _, zc := range cfg.Zones {
 		z := &zone{origin: dns.CanonicalName(zc.Origin), primaries: zc.Primaries, overlay: zc.Overlay, notify: make(chan struct{}, 1)}

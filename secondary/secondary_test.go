@@ -58,13 +58,22 @@ www IN A 192.0.2.1
 func newPrimary(t *testing.T, first []dns.RR) *primary {
 	p := &primary{t: t, versions: map[uint32][]dns.RR{}}
 	p.set(first)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	// UDP and TCP on one port: the UDP port the kernel picks may be taken
+	// for TCP by another test, so try again with another.
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	p.addr = pc.LocalAddr().String()
 	secrets := map[string]string{"xfr-key.": testSecret}

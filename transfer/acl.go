@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"net/netip"
-	"strings"
 )
 
 // key is a TSIG key ready for use: its name fully qualified and lower
@@ -28,7 +27,7 @@ func newACL(c *Config) *acl {
 	a := &acl{keys: map[string]*key{}}
 	for _, k := range c.Keys {
 		n := keyName(k.Name)
-		a.keys[n] = &key{name: n, alg: algorithms[strings.ToLower(k.Algorithm)], secret: k.Secret}
+		a.keys[n] = &key{name: n, alg: k.DNSAlgorithm(), secret: k.Secret}
 	}
 	for _, r := range c.Allow {
 		cr := rule{zones: newZoneSet(r.Zones), keys: map[string]bool{}}

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/internal/tsigkey"
 )
 
 // Config says which peers may transfer which zones, with which TSIG keys,
@@ -43,11 +44,7 @@ const (
 
 // Key is a TSIG key: its name, its algorithm (hmac-sha256 or
 // hmac-sha512) and its secret, in base64 as BIND and Knot write it.
-type Key struct {
-	Name      string
-	Algorithm string
-	Secret    string
-}
+type Key = tsigkey.Key
 
 // Rule allows transfers of Zones ("*" for every zone) to clients whose
 // address is in one of From, signed with one of Keys. A rule with both
@@ -67,32 +64,14 @@ type Target struct {
 	Key   string
 }
 
-// algorithms maps the names accepted for Key.Algorithm to miekg/dns's.
-var algorithms = map[string]string{
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha512": dns.HmacSHA512,
-}
-
 // Validate reports the first problem of c: a key without a name, an
 // unknown algorithm, a secret that is not base64, a key defined twice, a
 // rule or target naming an unknown key or no zone, a rule allowing
 // anyone, a target that is not IP:port.
 func (c *Config) Validate() error {
-	keys := map[string]bool{}
-	for _, k := range c.Keys {
-		name := keyName(k.Name)
-		switch {
-		case k.Name == "":
-			return errors.New("transfer: a TSIG key has no name")
-		case keys[name]:
-			return fmt.Errorf("transfer: TSIG key %s is defined twice", k.Name)
-		case algorithms[strings.ToLower(k.Algorithm)] == "":
-			return fmt.Errorf("transfer: TSIG key %s: algorithm %q is not hmac-sha256 or hmac-sha512", k.Name, k.Algorithm)
-		}
-		if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
-			return fmt.Errorf("transfer: TSIG key %s: the secret is not base64", k.Name)
-		}
-		keys[name] = true
+	keys, err := tsigkey.Check(c.Keys)
+	if err != nil {
+		return fmt.Errorf("transfer: %w", err)
 	}
 	for i, r := range c.Allow {
 		if len(r.Zones) == 0 {

@@ -1,11 +1,12 @@
 package update
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridiandns/meridian/internal/tsigkey"
 )
 
 // Config says who may update what. Without rules no UPDATE is accepted.
@@ -21,11 +22,7 @@ type Config struct {
 
 // Key is a TSIG key: its name, algorithm (hmac-sha256 or hmac-sha512)
 // and secret in base64.
-type Key struct {
-	Name      string
-	Algorithm string
-	Secret    string
-}
+type Key = tsigkey.Key
 
 // Rule lets Key change, in Zones, the names matched by Names (all names
 // of the zone when empty) and the types in Types (any type when empty).
@@ -40,28 +37,13 @@ type Rule struct {
 	Types []string
 }
 
-// algorithms maps the names accepted for Key.Algorithm to miekg/dns's.
-var algorithms = map[string]string{
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha512": dns.HmacSHA512,
-}
-
 // Validate reports the first error in c: a key without name, algorithm
 // or secret, a rule naming a key not defined, a zone, name or type that
 // does not parse.
 func (c *Config) Validate() error {
-	keys := map[string]bool{}
-	for _, k := range c.Keys {
-		switch {
-		case k.Name == "":
-			return fmt.Errorf("update: a TSIG key has no name")
-		case algorithms[strings.ToLower(k.Algorithm)] == "":
-			return fmt.Errorf("update: TSIG key %s: algorithm %q is not hmac-sha256 or hmac-sha512", k.Name, k.Algorithm)
-		}
-		if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
-			return fmt.Errorf("update: TSIG key %s: secret is not base64", k.Name)
-		}
-		keys[canonical(k.Name)] = true
+	keys, err := tsigkey.Check(c.Keys)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
 	}
 	for i, r := range c.Rules {
 		if r.Key == "" || !keys[canonical(r.Key)] {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +63,7 @@ func New(c Config, b Backend, logger *slog.Logger) (*Updater, error) {
 	for _, k := range c.Keys {
 		n := canonical(k.Name)
 		u.secrets[n] = k.Secret
-		u.algs[n] = canonical(algorithms[strings.ToLower(k.Algorithm)])
+		u.algs[n] = canonical(k.DNSAlgorithm())
 	}
 	for _, r := range c.Rules {
 		n := canonical(r.Key)
