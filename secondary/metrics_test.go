@@ -1,60 +1,12 @@
 package secondary
 
 import (
-	"os"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// TestMetricsDocumented checks that docs/metrics.md lists exactly the
-// Manager's metrics.
-func TestMetricsDocumented(t *testing.T) {
-	b, err := os.ReadFile("../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	start := strings.Index(text, "## Secondary zones")
-	if start < 0 {
-		t.Fatal("docs/metrics.md has no section on secondary zones")
-	}
-	text = text[start+3:]
-	if end := strings.Index(text, "\n## "); end >= 0 {
-		text = text[:end]
-	}
-	var doc []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `(meridian_[a-z_]+)`").FindAllStringSubmatch(text, -1) {
-		doc = append(doc, m[1])
-	}
-	m, err := New(Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	descs := make(chan *prometheus.Desc, 8)
-	m.Describe(descs)
-	close(descs)
-	var got []string
-	for d := range descs {
-		got = append(got, regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())[1])
-	}
-	slices.Sort(doc)
-	slices.Sort(got)
-	if !slices.Equal(doc, got) {
-		t.Errorf("docs/metrics.md lists %v, the Manager exports %v", doc, got)
-	}
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(m); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Gather(); err != nil {
-		t.Error(err)
-	}
-}
 
 // TestMetricsCount checks that transfers and NOTIFY are counted.
 func TestMetricsCount(t *testing.T) {

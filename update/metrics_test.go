@@ -3,8 +3,6 @@ package update
 import (
 	"net/netip"
 	"os"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -13,9 +11,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// TestMetricsDocumented checks that docs/metrics.md lists exactly the
-// Updater's metrics.
-func TestMetricsDocumented(t *testing.T) {
+// TestResultsDocumented checks that docs/metrics.md names each result
+// of meridian_update_requests_total; cmd/meridian's
+// TestOptionalMetricsDocumented checks the metrics themselves.
+func TestResultsDocumented(t *testing.T) {
 	b, err := os.ReadFile("../docs/metrics.md")
 	if err != nil {
 		t.Fatal(err)
@@ -28,23 +27,6 @@ func TestMetricsDocumented(t *testing.T) {
 	text = text[start+3:]
 	if end := strings.Index(text, "\n## "); end >= 0 {
 		text = text[:end]
-	}
-	var doc []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `(meridian_[a-z_]+)`").FindAllStringSubmatch(text, -1) {
-		doc = append(doc, m[1])
-	}
-	u, _ := newTestUpdater(t)
-	descs := make(chan *prometheus.Desc, 8)
-	u.Describe(descs)
-	close(descs)
-	var got []string
-	for d := range descs {
-		got = append(got, regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())[1])
-	}
-	slices.Sort(doc)
-	slices.Sort(got)
-	if !slices.Equal(doc, got) {
-		t.Errorf("docs/metrics.md lists %v, the Updater exports %v", doc, got)
 	}
 	for _, r := range resultNames {
 		if !strings.Contains(text, "`"+r+"`") {

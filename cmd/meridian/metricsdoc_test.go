@@ -13,7 +13,10 @@ import (
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/internal/dnstaplog"
+	"github.com/meridiandns/meridian/secondary"
 	"github.com/meridiandns/meridian/store"
+	"github.com/meridiandns/meridian/transfer"
+	"github.com/meridiandns/meridian/update"
 )
 
 // docMetrics reads the table of section (a "## " heading) of
@@ -68,27 +71,10 @@ func TestMetricsDocumented(t *testing.T) {
 	r := newReloader(store.NewFiles(nil, nil), srv, nil)
 	o := newOps(srv, r, store.NewFiles(nil, nil), tap, nil)
 
-	got := map[string][]string{}
 	// The server's collector declares its metrics even before they have
 	// values, as does meridian_zone_invalid's; the others are always
 	// present.
-	descs := make(chan *prometheus.Desc, 64)
-	srv.Collector().Describe(descs)
-	invalidZones{srv}.Describe(descs) // no series while every zone is valid
-	close(descs)
-	descRe := regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
-	for d := range descs {
-		m := descRe.FindStringSubmatch(d.String())
-		if m == nil {
-			t.Fatalf("cannot read %s", d)
-		}
-		var labels []string
-		if m[2] != "" {
-			labels = strings.Split(m[2], ",")
-		}
-		sort.Strings(labels)
-		got[m[1]] = labels
-	}
+	got := describedMetrics(t, srv.Collector(), invalidZones{srv}) // no zone_invalid series while every zone is valid
 	mfs, err := o.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +85,13 @@ func TestMetricsDocumented(t *testing.T) {
 		}
 	}
 
-	doc := docMetrics(t, "DNS server")
+	compareDoc(t, docMetrics(t, "DNS server"), got)
+}
+
+// compareDoc reports the metrics exported (got) that doc does not list,
+// with other labels, and those doc lists that are not exported.
+func compareDoc(t *testing.T, doc, got map[string][]string) {
+	t.Helper()
 	for name, labels := range got {
 		dl, ok := doc[name]
 		switch {
@@ -113,5 +105,68 @@ func TestMetricsDocumented(t *testing.T) {
 		if _, ok := got[name]; !ok {
 			t.Errorf("docs/metrics.md lists %s, which is not exported", name)
 		}
+	}
+}
+
+// describedMetrics returns the metrics the collectors describe, with
+// their labels, after checking that a pedantic registry takes them.
+func describedMetrics(t *testing.T, cs ...prometheus.Collector) map[string][]string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	descs := make(chan *prometheus.Desc, 64)
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		c.Describe(descs)
+	}
+	close(descs)
+	if _, err := reg.Gather(); err != nil {
+		t.Error(err)
+	}
+	descRe := regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
+	got := map[string][]string{}
+	for d := range descs {
+		m := descRe.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("cannot read %s", d)
+		}
+		var labels []string
+		if m[2] != "" {
+			labels = strings.Split(m[2], ",")
+		}
+		sort.Strings(labels)
+		got[m[1]] = labels
+	}
+	return got
+}
+
+// TestOptionalMetricsDocumented checks the sections of docs/metrics.md
+// for what "meridian serve" registers only when configured: each lists
+// exactly the metrics of its part, with their labels.
+func TestOptionalMetricsDocumented(t *testing.T) {
+	xfr, err := transfer.New(transfer.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := secondary.New(secondary.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd, err := update.New(update.Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		section string
+		c       prometheus.Collector
+	}{
+		{"Zone transfers", xfr},
+		{"Secondary zones", sec},
+		{"Dynamic updates", upd},
+	} {
+		t.Run(tc.section, func(t *testing.T) {
+			compareDoc(t, docMetrics(t, tc.section), describedMetrics(t, tc.c))
+		})
 	}
 }
