@@ -320,10 +320,11 @@ func startKnot(t *testing.T, knotd string, opts knotOptions) *knot {
 	return nil
 }
 
-func tryStartKnot(t *testing.T, knotd string, opts knotOptions) *knot {
+// knotServerConf returns the server, control, database and log sections
+// of a knot.conf for a knotd kept in dir and listening on
+// 127.0.0.1:port, with extra lines in its server section.
+func knotServerConf(t *testing.T, dir, port, extra string) string {
 	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
 	// knotd drops privileges to server.user after binding; name the user
 	// we are, which also works when that is root.
 	u, err := user.Current()
@@ -334,6 +335,38 @@ func tryStartKnot(t *testing.T, knotd string, opts knotOptions) *knot {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fmt.Sprintf(`server:
+    rundir: %[1]s
+    user: %[2]s:%[3]s
+    listen: 127.0.0.1@%[4]s
+%[5]scontrol:
+    listen: %[1]s/knot.sock
+database:
+    storage: %[1]s/db
+log:
+  - target: stderr
+    any: info
+`, dir, u.Username, g.Name, port, extra)
+}
+
+// knotMeridianRemote returns the key and remote sections of a knot.conf
+// naming Meridian at 127.0.0.1:port, reached with TSIG key xfr-key.
+func knotMeridianRemote(port, secret string) string {
+	return fmt.Sprintf(`key:
+  - id: xfr-key
+    algorithm: hmac-sha256
+    secret: %s
+remote:
+  - id: meridian
+    address: 127.0.0.1@%s
+    key: xfr-key
+`, secret, port)
+}
+
+func tryStartKnot(t *testing.T, knotd string, opts knotOptions) *knot {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
 	var zones strings.Builder
 	for _, z := range opts.zones {
 		fmt.Fprintf(&zones, "  - domain: %s\n    file: %s\n", z.origin, z.file)
@@ -346,29 +379,15 @@ func tryStartKnot(t *testing.T, knotd string, opts knotOptions) *knot {
 	// No acl: Knot then refuses transfers, NOTIFY and UPDATE. No NSID and
 	// no CH TXT identity or version (Knot's defaults are the host name and
 	// its version), no modules (no cookies, no RRL): as Meridian is run.
-	conf := fmt.Sprintf(`server:
-    rundir: %[1]s
-    user: %[2]s:%[3]s
-    listen: 127.0.0.1@%[4]s
-    nsid: ""
-    identity: ""
-    version: ""
-control:
-    listen: %[1]s/knot.sock
-database:
-    storage: %[1]s/db
-log:
-  - target: stderr
-    any: info
-%[7]stemplate:
+	conf := knotServerConf(t, dir, port, "    nsid: \"\"\n    identity: \"\"\n    version: \"\"\n") + fmt.Sprintf(`%[3]stemplate:
   - id: default
-    storage: %[5]s
+    storage: %[1]s
     zonefile-load: whole
     zonefile-sync: -1
     journal-content: none
     semantic-checks: off
-%[8]szone:
-%[6]s`, dir, u.Username, g.Name, port, opts.zoneDir, zones.String(), module, global)
+%[4]szone:
+%[2]s`, opts.zoneDir, zones.String(), module, global)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

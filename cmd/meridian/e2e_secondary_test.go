@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -173,34 +172,7 @@ func knotctl(t *testing.T, knotc, dir string, args ...string) {
 // secret for transfers and NOTIFY.
 func writeKnotPrimaryConf(t *testing.T, dir, port, secondary, secret string) {
 	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := user.LookupGroupId(u.Gid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`server:
-    rundir: %[1]s
-    user: %[2]s:%[3]s
-    listen: 127.0.0.1@%[4]s
-control:
-    listen: %[1]s/knot.sock
-database:
-    storage: %[1]s/db
-log:
-  - target: stderr
-    any: info
-key:
-  - id: xfr-key
-    algorithm: hmac-sha256
-    secret: %[6]s
-remote:
-  - id: meridian
-    address: 127.0.0.1@%[5]s
-    key: xfr-key
-acl:
+	conf := knotServerConf(t, dir, port, "") + knotMeridianRemote(secondary, secret) + fmt.Sprintf(`acl:
   - id: transfer
     address: 127.0.0.1
     key: xfr-key
@@ -217,7 +189,7 @@ zone:
     file: example.net.zone
     notify: meridian
     acl: transfer
-`, dir, u.Username, g.Name, port, secondary, secret)
+`, dir)
 	if err := os.WriteFile(filepath.Join(dir, "knot.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -286,34 +285,7 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 func startKnotSecondary(t *testing.T, knotd, port, primary string) *logbuf.Buffer {
 	t.Helper()
 	dir := t.TempDir()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := user.LookupGroupId(u.Gid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`server:
-    rundir: %[1]s
-    user: %[2]s:%[3]s
-    listen: 127.0.0.1@%[4]s
-control:
-    listen: %[1]s/knot.sock
-database:
-    storage: %[1]s/db
-log:
-  - target: stderr
-    any: info
-key:
-  - id: xfr-key
-    algorithm: hmac-sha256
-    secret: %[6]s
-remote:
-  - id: meridian
-    address: 127.0.0.1@%[5]s
-    key: xfr-key
-acl:
+	conf := knotServerConf(t, dir, port, "") + knotMeridianRemote(primary, xfrSecret) + fmt.Sprintf(`acl:
   - id: notify
     address: 127.0.0.1
     key: xfr-key
@@ -335,7 +307,7 @@ zone:
   - domain: pool.example.
     master: meridian
     acl: [notify, transfer]
-`, dir, u.Username, g.Name, port, primary, xfrSecret)
+`, dir)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
