@@ -70,20 +70,18 @@ func servedSerial(prev *zoneTree, z *Zone, file uint32, d uint64, now time.Time)
 func contentDigest(z *Zone) uint64 {
 	var h maphash.Hash
 	h.SetSeed(digestSeed)
-	buf := make([]byte, 0, 512)
 	for _, r := range z.Records {
 		rr := r.RR
 		if soa, ok := rr.(*dns.SOA); ok {
-			c := *soa // packRR copies too, but the serial must go first
+			c := *soa
 			c.Serial = 0
 			rr = &c
 		}
-		b, err := packRR(rr, buf[:cap(buf)])
+		b, err := packCopy(rr) // a copy: records are shared with other readers
 		if err != nil {
 			h.WriteString(rr.String())
 			continue
 		}
-		buf = b[:0]
 		h.Write(b)
 	}
 	for i := range z.Pools {
@@ -102,22 +100,6 @@ func contentDigest(z *Zone) uint64 {
 
 // digestSeed is fixed per process: digests are only compared within one.
 var digestSeed = maphash.MakeSeed()
-
-// packRR packs a copy of rr into buf: dns.PackRR sets the Rdlength of
-// the record it packs, and zones' records are shared with other readers
-// (the previous snapshot, the store's cache writer), so packing the
-// record itself is a data race.
-func packRR(rr dns.RR, buf []byte) ([]byte, error) {
-	rr = dns.Copy(rr)
-	if len(buf) < dns.Len(rr)+256 {
-		buf = make([]byte, dns.Len(rr)+256)
-	}
-	off, err := dns.PackRR(rr, buf, 0, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:off], nil
-}
 
 // transferAddrs returns the addresses pool p is transferred with: its
 // eligible endpoints (admin active and healthy), the answer every client
