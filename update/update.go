@@ -126,7 +126,7 @@ func (u *Updater) serve(req *dns.Msg, key, from string) (int, bool) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), keyNameKey{}, key), timeout)
 	defer cancel()
 	var serial, old uint32
 	var changed bool
@@ -182,6 +182,17 @@ func (u *Updater) serve(req *dns.Msg, key, from string) (int, bool) {
 		u.logger.Info("UPDATE changed nothing", "zone", origin, "client", from, "key", key)
 	}
 	return dns.RcodeSuccess, changed
+}
+
+// keyNameKey is the context key of the TSIG key name an update is signed
+// with.
+type keyNameKey struct{}
+
+// KeyName returns the name of the TSIG key that signed the update whose
+// Backend.Update ctx is, for the backend's audit log; "" outside one.
+func KeyName(ctx context.Context) string {
+	name, _ := ctx.Value(keyNameKey{}).(string)
+	return name
 }
 
 // errUnchanged stops a Backend.Update whose changes change nothing.

@@ -72,7 +72,11 @@ func newUpdater(cfg *config, logger *slog.Logger) (*update.Updater, error) {
 		if err != nil {
 			return nil, err
 		}
-		b = updateBackend{pu.Update, postgres.ErrNoZone, postgres.ErrInvalidUpdate}
+		// The audit log names the TSIG key of each update.
+		pgUpdate := func(ctx context.Context, origin string, change func(*zones.Zone) ([]dns.RR, error)) error {
+			return pu.Update(ctx, origin, "tsig:"+update.KeyName(ctx), change)
+		}
+		b = updateBackend{pgUpdate, postgres.ErrNoZone, postgres.ErrInvalidUpdate}
 	}
 	return update.New(uc, b, logger)
 }

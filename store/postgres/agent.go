@@ -40,6 +40,7 @@ const TokenPrefix = "mrd_"
 const (
 	TokenAgent    = "agent"    // reports on the endpoints of one pool
 	TokenOperator = "operator" // any pool, admin states too
+	TokenAPI      = "api"      // the management API, with scopes (mgmtapi)
 )
 
 // Errors of the token and agent functions, for errors.Is.
@@ -64,6 +65,7 @@ type TokenInfo struct {
 	PoolID  int64  // 0 for operator tokens
 	Pool    string // the pool's name; "" for operator tokens
 	Label   string
+	Scopes  []string // of an api token; nil for the other kinds
 	Created time.Time
 	Revoked time.Time // zero while valid
 }
@@ -116,6 +118,22 @@ func CreateToken(ctx context.Context, db DB, kind, pool, label string) (token st
 	default:
 		return "", 0, fmt.Errorf("postgres: create token: kind %q, want agent or operator", kind)
 	}
+	return insertToken(ctx, db, kind, pool, label, nil)
+}
+
+// CreateAPIToken creates a token of the management API with scopes, which
+// the caller has checked (mgmtapi.ParseScope), and returns it, to be shown
+// once, and its id.
+func CreateAPIToken(ctx context.Context, db DB, label string, scopes []string) (token string, id int64, err error) {
+	if len(scopes) == 0 {
+		return "", 0, errors.New("postgres: create token: an api token needs a scope")
+	}
+	return insertToken(ctx, db, TokenAPI, "", label, scopes)
+}
+
+// insertToken makes a token and stores its hash, with the id of pool for
+// an agent token.
+func insertToken(ctx context.Context, db DB, kind, pool, label string, scopes []string) (token string, id int64, err error) {
 	token, _, err = NewToken()
 	if err != nil {
 		return "", 0, fmt.Errorf("postgres: create token: %w", err)
@@ -144,8 +162,11 @@ func CreateToken(ctx context.Context, db DB, kind, pool, label string) (token st
 			return "", 0, fmt.Errorf("postgres: create token: pool %s is in several zones; refusing to guess", pool)
 		}
 	}
-	if err := tx.QueryRow(ctx, "INSERT INTO api_tokens (kind, pool_id, label, hash) VALUES ($1, $2, $3, $4) RETURNING id",
-		kind, poolID, label, hashToken(token)).Scan(&id); err != nil {
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if err := tx.QueryRow(ctx, "INSERT INTO api_tokens (kind, pool_id, label, hash, scopes) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+		kind, poolID, label, hashToken(token), scopes).Scan(&id); err != nil {
 		return "", 0, fmt.Errorf("postgres: create token: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -154,13 +175,16 @@ func CreateToken(ctx context.Context, db DB, kind, pool, label string) (token st
 	return token, id, nil
 }
 
-const tokenColumns = `t.id, t.kind, coalesce(t.pool_id, 0), coalesce(p.name, ''), t.label, t.created_at, t.revoked_at
+const tokenColumns = `t.id, t.kind, coalesce(t.pool_id, 0), coalesce(p.name, ''), t.label, t.scopes, t.created_at, t.revoked_at
 	FROM api_tokens t LEFT JOIN pools p ON p.id = t.pool_id`
 
 func scanToken(r pgx.CollectableRow) (TokenInfo, error) {
 	var t TokenInfo
 	var revoked *time.Time
-	err := r.Scan(&t.ID, &t.Kind, &t.PoolID, &t.Pool, &t.Label, &t.Created, &revoked)
+	err := r.Scan(&t.ID, &t.Kind, &t.PoolID, &t.Pool, &t.Label, &t.Scopes, &t.Created, &revoked)
+	if len(t.Scopes) == 0 {
+		t.Scopes = nil
+	}
 	if revoked != nil {
 		t.Revoked = *revoked
 	}

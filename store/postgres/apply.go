@@ -74,23 +74,40 @@ func Apply(ctx context.Context, db DB, zs []*zones.Zone, opts ApplyOptions) (*Di
 	if err != nil {
 		return nil, err
 	}
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: apply: begin: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	// Taking the version row first serialises writers: the state read
-	// below cannot change before commit, and the triggers, which lock the
-	// same row, cannot deadlock against another Apply.
-	var version int64
-	if err := tx.QueryRow(ctx, "SELECT version FROM meridian_version FOR UPDATE").Scan(&version); err != nil {
-		return nil, fmt.Errorf("postgres: apply: lock version: %w", err)
-	}
-	have, err := currentZones(ctx, tx, want, opts.Prune)
+	tx, version, err := beginWrite(ctx, db, "apply")
 	if err != nil {
 		return nil, err
 	}
-	plans := planAll(have, want, opts)
+	defer tx.Rollback(context.Background())
+	have, err := currentZones(ctx, tx, func(origin string) bool { return opts.Prune || want[origin] != nil })
+	if err != nil {
+		return nil, err
+	}
+	return commitPlans(ctx, tx, planAll(have, want, opts), version, opts)
+}
+
+// beginWrite begins a write transaction and takes the version row, which
+// serialises writers: the state read next cannot change before commit,
+// and the triggers, which lock the same row, cannot deadlock against
+// another writer. It returns the current data version.
+func beginWrite(ctx context.Context, db DB, what string) (pgx.Tx, int64, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: %s: begin: %w", what, err)
+	}
+	var version int64
+	if err := tx.QueryRow(ctx, "SELECT version FROM meridian_version FOR UPDATE").Scan(&version); err != nil {
+		tx.Rollback(context.Background())
+		return nil, 0, fmt.Errorf("postgres: %s: lock version: %w", what, err)
+	}
+	return tx, version, nil
+}
+
+// commitPlans is the end of every write of zones: it refuses what the
+// guard rails refuse (unless Force), runs the plans' statements, writes
+// one change_audit row per zone changed and commits, or rolls back on a
+// dry run. version is the data version before.
+func commitPlans(ctx context.Context, tx pgx.Tx, plans []*zonePlan, version int64, opts ApplyOptions) (*Diff, error) {
 	diff := &Diff{Version: version}
 	var refusals []string
 	for _, p := range plans {
@@ -113,6 +130,9 @@ func Apply(ctx context.Context, db DB, zs []*zones.Zone, opts ApplyOptions) (*Di
 	}
 	if err := tx.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&diff.Version); err != nil {
 		return diff, fmt.Errorf("postgres: apply: read version: %w", err)
+	}
+	if err := audit(ctx, tx, diff, opts.Actor); err != nil {
+		return diff, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return diff, fmt.Errorf("postgres: apply: commit: %w", err)

@@ -10,9 +10,9 @@ import (
 	"github.com/meridiandns/meridian/zones"
 )
 
-// currentZones reads, with ids, the zones of the database that Apply may
-// change: those in want, and every zone when pruning.
-func currentZones(ctx context.Context, tx pgx.Tx, want map[string]*zoneRows, prune bool) (map[string]*zoneRows, error) {
+// currentZones reads, with ids, the zones of the database that a write
+// may change: those whose origin include reports.
+func currentZones(ctx context.Context, tx pgx.Tx, include func(origin string) bool) (map[string]*zoneRows, error) {
 	rows, err := tx.Query(ctx, "SELECT id, origin FROM zones")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: apply: read zones: %w", err)
@@ -32,7 +32,7 @@ func currentZones(ctx context.Context, tx pgx.Tx, want map[string]*zoneRows, pru
 	byID := map[int64]*zoneRows{}
 	var ids []int64
 	for _, z := range all {
-		if want[z.origin] == nil && !prune {
+		if !include(z.origin) {
 			continue
 		}
 		zr := newZoneRows(z.id, z.origin)

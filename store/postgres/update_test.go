@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -60,7 +61,7 @@ func TestUpdateRecords(t *testing.T) {
 	before := len(read().Records)
 
 	txt := `_acme-challenge.example.org. 60 IN TXT "token"`
-	if err := postgres.UpdateRecords(ctx, conn, "Example.ORG", withRR(t, txt, "")); err != nil {
+	if err := postgres.UpdateRecords(ctx, conn, "Example.ORG", "test", withRR(t, txt, "")); err != nil {
 		t.Fatal(err)
 	}
 	z := read()
@@ -77,16 +78,24 @@ func TestUpdateRecords(t *testing.T) {
 	if v1 <= v0 {
 		t.Errorf("version %d -> %d: the change was not logged", v0, v1)
 	}
+	// The change is audited, with its diff and the version it made.
+	log, err := postgres.ReadAudit(ctx, conn, postgres.AuditQuery{Zone: "example.org."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) == 0 || log[0].Actor != "test" || log[0].Version != v1 || !strings.Contains(log[0].Diff, "+ _acme-challenge.example.org. 60 IN TXT") {
+		t.Errorf("audit log after the update: %+v", log)
+	}
 
 	// Failures write nothing.
 	boom := errors.New("boom")
-	if err := postgres.UpdateRecords(ctx, conn, "example.org.", func(*zones.Zone) ([]dns.RR, error) { return nil, boom }); err != boom {
+	if err := postgres.UpdateRecords(ctx, conn, "example.org.", "test", func(*zones.Zone) ([]dns.RR, error) { return nil, boom }); err != boom {
 		t.Errorf("failing change: %v", err)
 	}
-	if err := postgres.UpdateRecords(ctx, conn, "example.org.", withRR(t, "static.example.org. 60 IN CNAME mail.example.org.", "")); !errors.Is(err, postgres.ErrInvalidUpdate) {
+	if err := postgres.UpdateRecords(ctx, conn, "example.org.", "test", withRR(t, "static.example.org. 60 IN CNAME mail.example.org.", "")); !errors.Is(err, postgres.ErrInvalidUpdate) {
 		t.Errorf("invalid change: %v", err)
 	}
-	if err := postgres.UpdateRecords(ctx, conn, "example.net.", withRR(t, "", "")); !errors.Is(err, postgres.ErrNoZone) {
+	if err := postgres.UpdateRecords(ctx, conn, "example.net.", "test", withRR(t, "", "")); !errors.Is(err, postgres.ErrNoZone) {
 		t.Errorf("another zone: %v", err)
 	}
 	var v2 int64
@@ -96,7 +105,7 @@ func TestUpdateRecords(t *testing.T) {
 	}
 
 	// Deleting it.
-	if err := postgres.UpdateRecords(ctx, conn, "example.org.", withRR(t, "", "_acme-challenge.example.org.")); err != nil {
+	if err := postgres.UpdateRecords(ctx, conn, "example.org.", "test", withRR(t, "", "_acme-challenge.example.org.")); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(read().Records); n != before {
