@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -153,6 +155,9 @@ func (s *Store) pruneOnce(ctx context.Context, keep time.Duration) {
 	res, err := s.prune(ctx, keep)
 	switch {
 	case ctx.Err() != nil:
+	case errors.Is(err, errStandby):
+		// Read-only: the primary's own servers, or meridianctl, prune.
+		s.opts.Logger.Debug("Change log not pruned: the database in use is a hot standby")
 	case err != nil:
 		s.prunes[0].Add(1)
 		s.opts.Logger.Warn("Pruning the change log failed; trying again later", "err", err)
@@ -169,13 +174,18 @@ func (s *Store) pruneOnce(ctx context.Context, keep time.Duration) {
 }
 
 func (s *Store) prune(ctx context.Context, keep time.Duration) (PruneResult, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	conn, err := pgx.ConnectConfig(ctx, s.target())
 	if err != nil {
 		return PruneResult{}, fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
 	if err := CheckSchema(ctx, conn); err != nil {
 		return PruneResult{}, err
+	}
+	// Asked on the connection that would prune, so that a standby
+	// promoted since the last pass prunes from now on.
+	if standby, err := inRecovery(ctx, conn); err != nil || standby {
+		return PruneResult{}, cmp.Or(err, errStandby)
 	}
 	return PruneChanges(ctx, conn, keep)
 }

@@ -28,8 +28,15 @@ const channel = "meridian_changes"
 
 // Options configure a Store.
 type Options struct {
-	// URL is the database, as a libpq URL or key=value string.
+	// URL is the database, as a libpq URL or key=value string. It may be
+	// a hot standby: the store then polls instead of listening, and
+	// reports the standby's lag (Replication).
 	URL string
+	// Fallbacks are databases to read when URL does not answer, tried in
+	// order; the store goes back to an earlier one once it answers again
+	// (FailbackInterval). They should hold the same data: the primary, or
+	// standbys of it.
+	Fallbacks []string
 	// CacheFile, when set, receives the last data loaded, so that a server
 	// started while the database is unreachable still answers.
 	CacheFile string
@@ -37,6 +44,14 @@ type Options struct {
 	// notification arrives, which bounds how long a lost notification can
 	// delay a change. Default 5s.
 	PollInterval time.Duration
+	// StandbyPollInterval is how often the version is polled on a hot
+	// standby, where notifications never arrive: it bounds how long a
+	// change waits once the standby has it. Default
+	// DefaultStandbyPollInterval.
+	StandbyPollInterval time.Duration
+	// FailbackInterval is how often a store reading a fallback database
+	// tries the ones before it. Default DefaultFailbackInterval.
+	FailbackInterval time.Duration
 	// MaxBackoff caps the wait between reconnection attempts. Default 5s.
 	MaxBackoff time.Duration
 	// Keys opens the private halves of the zones' DNSSEC keys (migration
@@ -58,10 +73,17 @@ type Options struct {
 // after the first load, rereads only the zones the change log names.
 type Store struct {
 	opts Options
-	cfg  *pgx.ConnConfig
+	// targets are the databases, URL then Fallbacks; active indexes the
+	// one in use, which Load and Watch both follow.
+	targets  []*pgx.ConnConfig
+	active   atomic.Int32
+	switches atomic.Uint64
+	repl     replState
+	behind   atomic.Bool // the standby in use is behind the data served
 
 	mu      sync.Mutex // serialises Load
 	conn    *pgx.Conn  // for loads; nil until connected or after a failure
+	connIdx int        // the target conn is connected to
 	zones   map[int64]*zones.Zone
 	version uint64 // of zones; 0 before the first load from the database
 
@@ -92,21 +114,37 @@ func New(opts Options) (*Store, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Second
 	}
+	if opts.StandbyPollInterval <= 0 {
+		opts.StandbyPollInterval = DefaultStandbyPollInterval
+	}
+	if opts.FailbackInterval <= 0 {
+		opts.FailbackInterval = DefaultFailbackInterval
+	}
 	if opts.Policy == (signing.Policy{}) {
 		opts.Policy = signing.DefaultPolicy()
 	}
-	cfg, err := pgx.ParseConfig(opts.URL)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: database URL: %w", err)
+	s := &Store{opts: opts}
+	for i, u := range append([]string{opts.URL}, opts.Fallbacks...) {
+		cfg, err := pgx.ParseConfig(u)
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("postgres: database URL: %w", err)
+			}
+			return nil, fmt.Errorf("postgres: fallback database %d: %w", i, err)
+		}
+		cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 5*time.Second)
+		// A cancelled wait for a notification should just stop waiting,
+		// not send the server a cancel request over a new connection.
+		cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+		}
+		s.targets = append(s.targets, cfg)
 	}
-	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 5*time.Second)
-	// A cancelled wait for a notification should just stop waiting, not
-	// send the server a cancel request over a new connection.
-	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
-	}
-	return &Store{opts: opts, cfg: cfg}, nil
+	return s, nil
 }
+
+// target returns the configuration of the database in use.
+func (s *Store) target() *pgx.ConnConfig { return s.targets[s.active.Load()] }
 
 // Close releases the connection and waits until the last data loaded is
 // in the cache file.
@@ -227,19 +265,22 @@ type schemaError struct{ err error }
 func (e *schemaError) Error() string { return e.err.Error() }
 func (e *schemaError) Unwrap() error { return e.err }
 
+// connect returns the load connection, to the database in use: when the
+// watcher moved to another one of the list, the load follows, so that
+// both read the same database.
 func (s *Store) connect(ctx context.Context) (*pgx.Conn, error) {
-	if s.conn != nil && !s.conn.IsClosed() {
+	if s.conn != nil && !s.conn.IsClosed() && s.connIdx == int(s.active.Load()) {
 		return s.conn, nil
 	}
-	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	if s.conn != nil {
+		s.conn.Close(context.Background())
+		s.conn = nil
+	}
+	conn, idx, err := s.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, err
 	}
-	if err := CheckSchema(ctx, conn); err != nil {
-		conn.Close(context.Background())
-		return nil, &schemaError{err}
-	}
-	s.conn = conn
+	s.conn, s.connIdx = conn, idx
 	return conn, nil
 }
 
@@ -257,10 +298,20 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 	}
 	defer tx.Rollback(context.Background())
 	var v int64
-	if err := tx.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&v); err != nil {
+	var standby bool
+	if err := tx.QueryRow(ctx, "SELECT version, pg_is_in_recovery() FROM meridian_version").Scan(&v, &standby); err != nil {
 		return nil, fmt.Errorf("postgres: read version: %w", err)
 	}
 	version := uint64(v)
+	if standby && s.zones != nil && version < s.version && !s.diverged.Load() {
+		// A standby behind the database read before: the same history,
+		// later. Keep what we have (behindOrDiverged).
+		s.behindOrDiverged(version, true)
+		return s.data(), nil
+	}
+	if s.behind.Swap(false) {
+		s.opts.Logger.Info("The standby caught up with the data served", "version", version)
+	}
 	next := s.zones
 	// pruned is the change log's watermark when it was pruned past our
 	// version: the log can no longer say which zones changed since.
@@ -345,27 +396,38 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 	}
 	s.zones, s.version = next, version
 	s.diverged.Store(false)
-	d := &store.Data{Version: version}
-	for _, z := range next {
+	return s.data(), nil
+}
+
+// data returns the zones loaded, sorted, at their version.
+func (s *Store) data() *store.Data {
+	d := &store.Data{Version: s.version}
+	for _, z := range s.zones {
 		d.Zones = append(d.Zones, z)
 	}
 	slices.SortFunc(d.Zones, func(a, b *zones.Zone) int { return cmp.Compare(a.Origin, b.Origin) })
-	return d, nil
+	return d
 }
 
-// Watch implements store.Store. It listens for change notifications on a
-// connection of its own and reports a change for each; when none arrives
-// for PollInterval it compares the database version with the last one
-// loaded, so a lost notification costs at most one interval. When the
-// connection fails it reconnects with backoff and reports a change once
-// back, so the caller catches up on whatever happened meanwhile. It returns
-// only when ctx is done.
+// Watch implements store.Store. On a primary it listens for change
+// notifications on a connection of its own and reports a change for each;
+// when none arrives for PollInterval it compares the database version with
+// the last one loaded, so a lost notification costs at most one interval.
+// On a hot standby, where notifications never arrive, it polls the version
+// every StandbyPollInterval instead, and measures the standby's lag. When
+// the connection fails it reconnects with backoff, to the next database of
+// the list when one does not answer, and reports a change once back, so
+// the caller catches up on whatever happened meanwhile. It returns only
+// when ctx is done.
 func (s *Store) Watch(ctx context.Context, changed func()) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.listen(ctx, changed, func() { backoff = 100 * time.Millisecond })
 		if ctx.Err() != nil {
 			break
+		}
+		if errors.Is(err, errSwitch) {
+			continue
 		}
 		s.setDegraded(err)
 		select {
@@ -377,18 +439,31 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 	return nil
 }
 
-// listen runs one LISTEN connection until it fails or ctx is done.
+// listen runs one watch connection until it fails, the store moves to
+// another database, or ctx is done.
 func (s *Store) listen(ctx context.Context, changed, connected func()) error {
-	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	conn, idx, err := s.dial(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: listen: %w", err)
 	}
 	defer conn.Close(context.Background())
+	st, err := pollReplica(ctx, conn)
+	if err != nil {
+		return err
+	}
+	s.noteReplica(st)
+	if st.standby {
+		s.opts.Logger.Info("Reading a hot standby: following the change log by polling", "database", s.describe(idx), "interval", s.opts.StandbyPollInterval.String())
+		connected()
+		changed() // anything may have changed while nobody watched
+		return s.follow(ctx, conn, idx, changed)
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return fmt.Errorf("postgres: listen: %w", err)
 	}
 	connected()
 	changed() // anything may have changed while nobody listened
+	lastFailback := time.Now()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, s.opts.PollInterval)
 		_, err := conn.WaitForNotification(wctx)
@@ -399,19 +474,64 @@ func (s *Store) listen(ctx context.Context, changed, connected func()) error {
 		case err == nil:
 			changed()
 		case pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded):
-			var v int64
-			if err := conn.QueryRow(ctx, "SELECT version FROM meridian_version").Scan(&v); err != nil {
-				return fmt.Errorf("postgres: poll version: %w", err)
+			st, err := pollReplica(ctx, conn)
+			if err != nil {
+				return err
 			}
+			s.noteReplica(st)
 			switch applied := s.applied.Load(); {
-			case uint64(v) > applied:
-				s.opts.Logger.Info("Change found by polling (notification lost?)", "version", v, "loaded", applied)
+			case uint64(st.version) > applied:
+				s.opts.Logger.Info("Change found by polling (notification lost?)", "version", st.version, "loaded", applied)
 				changed()
-			case uint64(v) < applied:
-				s.setDiverged(uint64(v))
+			case uint64(st.version) < applied:
+				s.behindOrDiverged(uint64(st.version), false)
+			}
+			if s.failback(ctx, idx, &lastFailback) || idx != int(s.active.Load()) {
+				return errSwitch
 			}
 		default:
 			return fmt.Errorf("postgres: wait for notification: %w", err)
+		}
+	}
+}
+
+// follow polls a hot standby's version every StandbyPollInterval and
+// reports a change when it moved past the version loaded. The poll is one
+// row read by its primary key plus a few functions, whatever the number
+// of zones; a change then costs one Load, which reads the change log by
+// its primary key range. When the standby is promoted it returns
+// errSwitch, so that the next connection listens instead.
+func (s *Store) follow(ctx context.Context, conn *pgx.Conn, idx int, changed func()) error {
+	t := time.NewTicker(s.opts.StandbyPollInterval)
+	defer t.Stop()
+	lastFailback := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		st, err := pollReplica(ctx, conn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.noteReplica(st)
+		if !st.standby {
+			s.opts.Logger.Info("The standby was promoted: listening for notifications", "database", s.describe(idx))
+			return errSwitch
+		}
+		switch applied := s.applied.Load(); {
+		case uint64(st.version) > applied:
+			s.opts.Logger.Debug("Change found by polling the standby", "version", st.version, "loaded", applied)
+			changed()
+		case uint64(st.version) < applied:
+			s.behindOrDiverged(uint64(st.version), true)
+		}
+		if s.failback(ctx, idx, &lastFailback) || idx != int(s.active.Load()) {
+			return errSwitch
 		}
 	}
 }
