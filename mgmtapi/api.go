@@ -51,7 +51,7 @@ type Options struct {
 
 // API is the management API's HTTP handler.
 type API struct {
-	ops []string // "METHOD /path", for Routes
+	ops     []string // "METHOD /path", for Routes
 	b       Backend
 	log     *slog.Logger
 	maxBody int64
@@ -94,25 +94,25 @@ func (a *API) routes() {
 		w.Write(OpenAPI)
 	})
 	for pattern, h := range map[string]handler{
-		"GET /zones":                    a.listZones,
-		"GET /zones/{zone}":             a.getZone,
-		"PUT /zones/{zone}":             a.putZone,
-		"DELETE /zones/{zone}":          a.deleteZone,
-		"GET /zones/{zone}/rrsets":      a.listRRsets,
-		"GET /zones/{zone}/datacenters": a.listDatacenters,
-		"GET /zones/{zone}/pools":       a.listPools,
+		"GET /zones":                                               a.listZones,
+		"GET /zones/{zone}":                                        a.getZone,
+		"PUT /zones/{zone}":                                        a.putZone,
+		"DELETE /zones/{zone}":                                     a.deleteZone,
+		"GET /zones/{zone}/rrsets":                                 a.listRRsets,
+		"GET /zones/{zone}/datacenters":                            a.listDatacenters,
+		"GET /zones/{zone}/pools":                                  a.listPools,
 		"GET /zones/{zone}/pools/{pool}/endpoints":                 a.listEndpoints,
 		"GET /zones/{zone}/pools/{pool}/status":                    a.poolStatus,
 		"PUT /zones/{zone}/pools/{pool}/endpoints/{address}/admin": a.setAdmin,
-		"GET /checkers": a.listCheckers,
-		"GET /audit":    a.audit,
+		"GET /checkers":                                            a.listCheckers,
+		"GET /audit":                                               a.audit,
 	} {
 		a.handle(pattern, h)
 	}
 	for path, k := range map[string]*kind{
-		"/zones/{zone}/rrsets/{name}/{type}":              rrsetKind,
-		"/zones/{zone}/datacenters/{datacenter}":          datacenterKind,
-		"/zones/{zone}/pools/{pool}":                      poolKind,
+		"/zones/{zone}/rrsets/{name}/{type}":             rrsetKind,
+		"/zones/{zone}/datacenters/{datacenter}":         datacenterKind,
+		"/zones/{zone}/pools/{pool}":                     poolKind,
 		"/zones/{zone}/pools/{pool}/endpoints/{address}": endpointKind,
 	} {
 		a.handle("GET "+path, a.getOne(k))
@@ -332,4 +332,3 @@ func result(res *Result, w Write, tag string) ChangeResult {
 	}
 	return out
 }
-

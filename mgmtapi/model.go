@@ -2,8 +2,8 @@ package mgmtapi
 
 import (
 	"cmp"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
