@@ -248,6 +248,11 @@ type storeConfig struct {
 	// hourly. A server that falls further behind reloads every zone. 0
 	// disables pruning by this server.
 	ChangeLogRetention time.Duration `mapstructure:"change_log_retention"`
+	// The keys of reading a hot standby and of falling back to other
+	// databases; config_replica.go describes and checks them.
+	FallbackDatabases   []string      `mapstructure:"fallback_databases"`
+	StandbyPollInterval time.Duration `mapstructure:"standby_poll_interval"`
+	MaxReplicationLag   time.Duration `mapstructure:"max_replication_lag"`
 }
 
 // keyring returns the keyring of store.key_secret and
@@ -408,6 +413,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("store.key_secret", "")
 	v.SetDefault("store.key_old_secrets", []string{})
 	v.SetDefault("store.change_log_retention", postgres.DefaultChangeLogRetention)
+	setReplicaDefaults(v)
 	v.SetDefault("health.checks", true)
 	v.SetDefault("health.agent_listen", "")
 	v.SetDefault("geo.database", "")
@@ -523,6 +529,9 @@ func (c *config) validate() error {
 		return errors.New("store.key_secret is set without store.database: it opens the keys in the database (zone files are signed with dnssec.key_dir)")
 	}
 	if _, err := c.Store.keyring(); err != nil {
+		return err
+	}
+	if err := c.Store.validateReplica(); err != nil {
 		return err
 	}
 	for _, d := range []struct {

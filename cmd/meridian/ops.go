@@ -33,6 +33,9 @@ type ops struct {
 	ready, stopping atomic.Bool
 	// geoReloads counts GeoIP database reloads by result (index 1: ok).
 	geoReloads [2]atomic.Uint64
+	// replica judges readiness on the database's replication
+	// (replica.go); nil without a database.
+	replica func(why string) (bool, string)
 }
 
 // newOps registers the server's metrics and those of the reloader, the
@@ -132,7 +135,11 @@ func (o *ops) readiness() (bool, string) {
 	case !o.ready.Load() || snap == nil:
 		return false, "loading zones"
 	default:
-		return true, fmt.Sprintf("serving version %d, %d zones", snap.Version, len(snap.Zones()))
+		why := fmt.Sprintf("serving version %d, %d zones", snap.Version, len(snap.Zones()))
+		if o.replica != nil {
+			return o.replica(why)
+		}
+		return true, why
 	}
 }
 

@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		return err
 	}
 	defer closeStore()
+	pgStore, _ := st.(*postgres.Store) // nil with zone files; the wrappers below hide it
 	idle := func(ctx context.Context) error { <-ctx.Done(); return nil }
 	// Inside the health overlay, so that in-process health reaches the
 	// pools defined on secondary zones.
@@ -162,6 +163,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		tapActor.run = tap.Run
 	}
 	o := newOps(srv, r, st, tap, logger)
+	o.addReplica(pgStore, cfg.Store.MaxReplicationLag)
 	if xfr != nil {
 		o.reg.MustRegister(xfr)
 	}
@@ -349,6 +351,7 @@ func openStore(cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 	pg, err := postgres.New(postgres.Options{
 		URL: cfg.Store.Database, CacheFile: cfg.Store.CacheFile,
 		PollInterval: cfg.Store.PollInterval, Keys: ring, Policy: cfg.DNSSEC.policy(), Logger: logger,
+		Fallbacks: cfg.Store.FallbackDatabases, StandbyPollInterval: cfg.Store.StandbyPollInterval,
 	})
 	if err != nil {
 		return nil, nil, err
