@@ -228,11 +228,11 @@ func (a *API) listRRsets(w http.ResponseWriter, r *http.Request, p Principal) er
 }
 
 func (a *API) listDatacenters(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return a.list(func(z *zones.Zone, _ *http.Request) (any, error) { return zoneOf(z).Datacenters, nil })(w, r, p)
+	return a.list(func(z *zones.Zone, _ *http.Request) (any, error) { return ZoneOf(z).Datacenters, nil })(w, r, p)
 }
 
 func (a *API) listPools(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return a.list(func(z *zones.Zone, _ *http.Request) (any, error) { return zoneOf(z).Pools, nil })(w, r, p)
+	return a.list(func(z *zones.Zone, _ *http.Request) (any, error) { return ZoneOf(z).Pools, nil })(w, r, p)
 }
 
 func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -65,7 +65,7 @@ var zoneKind = &kind{
 		if z == nil {
 			return nil, nil
 		}
-		return zoneOf(z), nil
+		return ZoneOf(z), nil
 	},
 	decode: decodeAs[Zone],
 	put: func(z *zones.Zone, r *http.Request, v any, l *lines) *Problem {

@@ -2,7 +2,6 @@ package mgmtapi
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -86,43 +85,25 @@ type Endpoint struct {
 
 // HealthCheck is how checkers probe an endpoint (docs/health.md).
 type HealthCheck struct {
-	Type         string   `json:"type"`
-	Port         uint16   `json:"port,omitempty"`
-	Host         string   `json:"host,omitempty"`
-	Method       string   `json:"method,omitempty"`
-	Path         string   `json:"path,omitempty"`
-	ExpectStatus []int    `json:"expect_status,omitempty"`
-	ExpectBody   string   `json:"expect_body,omitempty"`
-	TLSInsecure  bool     `json:"tls_insecure,omitempty"`
-	CAFile       string   `json:"ca_file,omitempty"`
-	DNSName      string   `json:"dns_name,omitempty"`
-	DNSType      string   `json:"dns_type,omitempty"`
-	ExpectRcode  string   `json:"expect_rcode,omitempty"`
-	Interval     Duration `json:"interval,omitempty"`
-	Timeout      Duration `json:"timeout,omitempty"`
-	Rise         int      `json:"rise,omitempty"`
-	Fall         int      `json:"fall,omitempty"`
-	OK           int      `json:"ok,omitempty"`
-	DegradedTTL  uint32   `json:"degraded_ttl,omitempty"`
-	SlowStart    Duration `json:"slow_start,omitempty"`
-}
-
-// Duration is a time.Duration written as Go writes it ("5s", "1m30s").
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration such as \"5s\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return fmt.Errorf("want a positive duration such as \"5s\", got %q", s)
-	}
-	*d = Duration(v)
-	return nil
+	Type         string `json:"type"`
+	Port         uint16 `json:"port,omitempty"`
+	Host         string `json:"host,omitempty"`
+	Method       string `json:"method,omitempty"`
+	Path         string `json:"path,omitempty"`
+	ExpectStatus []int  `json:"expect_status,omitempty"`
+	ExpectBody   string `json:"expect_body,omitempty"`
+	TLSInsecure  bool   `json:"tls_insecure,omitempty"`
+	CAFile       string `json:"ca_file,omitempty"`
+	DNSName      string `json:"dns_name,omitempty"`
+	DNSType      string `json:"dns_type,omitempty"`
+	ExpectRcode  string `json:"expect_rcode,omitempty"`
+	Interval     string `json:"interval,omitempty"` // a duration: "5s", "1m30s"
+	Timeout      string `json:"timeout,omitempty"`
+	Rise         int    `json:"rise,omitempty"`
+	Fall         int    `json:"fall,omitempty"`
+	OK           int    `json:"ok,omitempty"`
+	DegradedTTL  uint32 `json:"degraded_ttl,omitempty"`
+	SlowStart    string `json:"slow_start,omitempty"`
 }
 
 // PoolStatus is a pool's endpoints as the DNS servers see them.
@@ -144,7 +125,8 @@ type EndpointStatus struct {
 // its ETag, depends only on the content: the store does not keep the
 // order things were written in.
 
-func zoneOf(z *zones.Zone) Zone {
+// ZoneOf is z in the API's form: what GET of the zone answers.
+func ZoneOf(z *zones.Zone) Zone {
 	out := Zone{Name: z.Origin, RRsets: rrsetsOf(z), Datacenters: []Datacenter{}, Pools: []Pool{}}
 	for _, dc := range z.Datacenters {
 		out.Datacenters = append(out.Datacenters, datacenterOf(dc))
@@ -247,15 +229,23 @@ func endpointOf(e zones.Endpoint) Endpoint {
 	return Endpoint{Address: e.Addr.String(), Datacenter: e.Datacenter, Weight: &w, Admin: e.Admin.String(), HealthCheck: checkOf(e.Check)}
 }
 
+// duration writes d as Go does ("1m30s"); zero is "".
+func duration(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
 func checkOf(c *zones.HealthCheck) *HealthCheck {
 	if c == nil {
 		return nil
 	}
 	return &HealthCheck{Type: c.Type, Port: c.Port, Host: c.Host, Method: c.Method, Path: c.Path,
 		ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody, TLSInsecure: c.TLSInsecure, CAFile: c.CAFile,
-		DNSName: c.DNSName, DNSType: c.DNSType, ExpectRcode: c.ExpectRcode, Interval: Duration(c.Interval),
-		Timeout: Duration(c.Timeout), Rise: c.Rise, Fall: c.Fall, OK: c.OK, DegradedTTL: c.DegradedTTL,
-		SlowStart: Duration(c.SlowStart)}
+		DNSName: c.DNSName, DNSType: c.DNSType, ExpectRcode: c.ExpectRcode, Interval: duration(c.Interval),
+		Timeout: duration(c.Timeout), Rise: c.Rise, Fall: c.Fall, OK: c.OK, DegradedTTL: c.DegradedTTL,
+		SlowStart: duration(c.SlowStart)}
 }
 
 // From the API's forms. A conversion checks what the zones types cannot
@@ -343,8 +333,10 @@ func (l *lines) records(e *errs, path, origin string, s RRset) []zones.Record {
 	return out
 }
 
-// ownerName returns name fully qualified and canonical ("@" is the
-// origin), when it is in zone origin.
+// ownerName returns name fully qualified and canonical, when it is in
+// zone origin. "@" is the origin; a name with a final dot is absolute; a
+// name without one is absolute when that is in the zone ("www.example.com"
+// in example.com.), else relative to the origin ("www").
 func ownerName(name, origin string) (string, bool) {
 	if name == "@" {
 		return origin, true
@@ -356,6 +348,9 @@ func ownerName(name, origin string) (string, bool) {
 		return "", false
 	}
 	n := zones.CanonicalName(name)
+	if !strings.HasSuffix(name, ".") && !dns.IsSubDomain(origin, n) {
+		n = zones.CanonicalName(name + "." + origin)
+	}
 	return n, dns.IsSubDomain(origin, n)
 }
 
@@ -454,9 +449,22 @@ func check(e *errs, path string, c *HealthCheck) *zones.HealthCheck {
 	}
 	out := &zones.HealthCheck{Type: c.Type, Port: c.Port, Host: c.Host, Method: c.Method, Path: c.Path,
 		ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody, TLSInsecure: c.TLSInsecure, CAFile: c.CAFile,
-		DNSName: c.DNSName, DNSType: c.DNSType, ExpectRcode: c.ExpectRcode, Interval: time.Duration(c.Interval),
-		Timeout: time.Duration(c.Timeout), Rise: c.Rise, Fall: c.Fall, OK: c.OK, DegradedTTL: c.DegradedTTL,
-		SlowStart: time.Duration(c.SlowStart)}
+		DNSName: c.DNSName, DNSType: c.DNSType, ExpectRcode: c.ExpectRcode, Rise: c.Rise, Fall: c.Fall, OK: c.OK,
+		DegradedTTL: c.DegradedTTL}
+	for name, d := range map[string]struct {
+		in  string
+		out *time.Duration
+	}{"interval": {c.Interval, &out.Interval}, "timeout": {c.Timeout, &out.Timeout}, "slow_start": {c.SlowStart, &out.SlowStart}} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v <= 0 {
+			e.add(join(path, name), "want a positive duration such as 5s, got %q", d.in)
+			return out
+		}
+		*d.out = v
+	}
 	for _, p := range out.Problems() {
 		e.add(path, "%s", p)
 	}

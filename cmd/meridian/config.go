@@ -49,6 +49,8 @@ type config struct {
 	Secondary secondaryConfig `mapstructure:"secondary"`
 	// Update is in config_update.go.
 	Update updateConfig `mapstructure:"update"`
+	// API is in config_api.go.
+	API apiConfig `mapstructure:"api"`
 	Log    logConfig    `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
@@ -423,6 +425,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("dnstap.file", "")
 	v.SetDefault("dnstap.identity", "")
 	v.SetDefault("dnstap.queue", 10000)
+	setAPIDefaults(v)
 	v.SetDefault("transfer.journal_size", transfer.DefaultJournalSize)
 	v.SetDefault("transfer.notify_tries", transfer.DefaultNotifyTries)
 	v.SetDefault("transfer.notify_timeout", transfer.DefaultNotifyTimeout)
@@ -579,6 +582,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if _, err := c.Update.parse(c.Transfer.TSIGKeys); err != nil {
+		return err
+	}
+	if err := c.API.check(c.Store.Database); err != nil {
 		return err
 	}
 	if c.Dnstap.Queue <= 0 {

@@ -59,14 +59,14 @@ func (u updateConfig) parse(keys []tsigKeyConfig) (update.Config, error) {
 // a journal next to each file (store/journal.go); with PostgreSQL, to the
 // records of the zone, through the change log that every server follows
 // (postgres.UpdateRecords).
-func newUpdater(cfg *config, logger *slog.Logger) (*update.Updater, error) {
+func newUpdater(cfg *config, files *store.Files, logger *slog.Logger) (*update.Updater, error) {
 	uc, err := cfg.Update.parse(cfg.Transfer.TSIGKeys)
 	if err != nil {
 		return nil, err
 	}
 	var b update.Backend
 	if cfg.Store.Database == "" {
-		b = updateBackend{store.NewFiles(cfg.Zones.Files, logger).Update, store.ErrNoZone, store.ErrInvalidUpdate}
+		b = updateBackend{files.Update, store.ErrNoZone, store.ErrInvalidUpdate}
 	} else {
 		pu, err := postgres.NewUpdater(cfg.Store.Database)
 		if err != nil {

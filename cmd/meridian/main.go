@@ -37,6 +37,7 @@ var program = &cli.Program{
 		{Name: "migrate", Summary: "create or upgrade the schema of a PostgreSQL store", Run: migrateCmd},
 		{Name: "keys", Summary: "make, list and roll the DNSSEC keys of a key directory", Run: keysCmd},
 		{Name: "agent-token", Summary: "make a token for the health-agent API of a server without a database", Run: agentTokenCmd},
+		{Name: "api-token", Summary: "make a token for the management API of a server without a database", Run: apiTokenCmd},
 		{Name: "version", Summary: "print the version", Run: versionCmd},
 	},
 	Aliases: map[string]string{"-version": "version", "--version": "version"},

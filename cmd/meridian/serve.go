@@ -137,12 +137,24 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		pub = transferPublisher{srv, xfr}
 		xfrActor.run = xfr.Run
 	}
+	// Dynamic updates and the management API write zone files through
+	// one store.Files, which serialises their writes.
+	writeFiles := store.NewFiles(cfg.Zones.Files, logger)
 	var upd *update.Updater
 	if cfg.Update.enabled() {
-		if upd, err = newUpdater(cfg, logger); err != nil {
+		if upd, err = newUpdater(cfg, writeFiles, logger); err != nil {
 			return err
 		}
 		srv.SetUpdater(upd)
+	}
+	apiActor := actor{"management API", idle}
+	if cfg.API.Listen != "" {
+		run, free, err := managementAPI(ctx, cfg, writeFiles, logger)
+		if err != nil {
+			return err
+		}
+		defer free()
+		apiActor.run = run
 	}
 	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
@@ -231,6 +243,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		pruner,
 		checks,
 		agents,
+		apiActor,
 		actor{"geoip watcher", func(ctx context.Context) error {
 			if cfg.Geo.Database != "" {
 				geo.Watch(ctx, cfg.Geo.Database, cfg.Geo.ReloadInterval, geoDB, func(db *geo.DB, err error) {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/meridiandns/meridian/mgmtapi"
 	"github.com/meridiandns/meridian/store/postgres"
 )
 
@@ -20,6 +23,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			"Commands:\n"+
 			"  create --pool POOL [--label L]     an agent token, for the endpoints of one pool\n"+
 			"  create --operator [--label L]      an operator token, for every pool and admin states\n"+
+			"  create --api --scope S [--label L] a management API token (scopes: read, admin, zone:ORIGIN)\n"+
 			"  list                               the tokens (never their secrets)\n"+
 			"  revoke ID                          revoke a token for good\n")
 	}
@@ -45,19 +49,48 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const name = "token create"
-	f := newFlags(name, "--pool POOL | --operator [--label TEXT] [flags]",
+	f := newFlags(name, "--pool POOL | --operator | --api --scope SCOPE... [--label TEXT] [flags]",
 		"Create a token and print it, once: only its hash is stored. An agent token (--pool)\n"+
 			"reports on the endpoints of one pool; an operator token (--operator) acts on any pool,\n"+
-			"admin states included.", stderr)
+			"admin states included; an API token (--api) uses the management API within its scopes\n"+
+			"(read: every zone; zone:ORIGIN: read and write that zone; admin: everything).", stderr)
 	pool := f.String("pool", "", "the pool of an agent token (www.example.com.)")
 	operator := f.Bool("operator", false, "an operator token, for every pool")
+	api := f.Bool("api", false, "a management API token")
+	scopes := f.StringSlice("scope", nil, "a scope of an API token: read, admin or zone:ORIGIN (repeatable)")
 	label := f.String("label", "", "what the token is for; the audit log names operator tokens by it")
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
-	if (*pool == "") == !*operator {
-		fmt.Fprintf(stderr, "meridianctl %s: give either --pool or --operator\n", name)
+	count := 0
+	for _, given := range []bool{*pool != "", *operator, *api} {
+		if given {
+			count++
+		}
+	}
+	if count != 1 || (len(*scopes) > 0) != *api {
+		fmt.Fprintf(stderr, "meridianctl %s: give one of --pool, --operator or --api; --scope goes with --api\n", name)
 		return 2
+	}
+	if *api {
+		var canon []string
+		for _, s := range *scopes {
+			c, err := mgmtapi.ParseScope(s)
+			if err != nil {
+				fmt.Fprintf(stderr, "meridianctl %s: %v\n", name, err)
+				return 2
+			}
+			canon = append(canon, c)
+		}
+		return f.withConn(ctx, func(conn *pgx.Conn) error {
+			token, id, err := postgres.CreateAPIToken(ctx, conn, *label, canon)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "Token %d (api: %s) created. It is shown only now: store it safely.\n", id, strings.Join(canon, ", "))
+			fmt.Fprintln(stdout, token)
+			return nil
+		})
 	}
 	kind := postgres.TokenAgent
 	if *operator {
@@ -85,9 +118,9 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err != nil {
 			return err
 		}
-		tw := table(stdout, "ID", "KIND", "POOL", "LABEL", "CREATED", "REVOKED")
+		tw := table(stdout, "ID", "KIND", "POOL/SCOPES", "LABEL", "CREATED", "REVOKED")
 		for _, t := range ts {
-			row(tw, t.ID, t.Kind, dash(t.Pool), dash(t.Label), when(t.Created), when(t.Revoked))
+			row(tw, t.ID, t.Kind, dash(cmp.Or(t.Pool, strings.Join(t.Scopes, ","))), dash(t.Label), when(t.Created), when(t.Revoked))
 		}
 		return tw.Flush()
 	})
