@@ -242,8 +242,12 @@ func (f *fileAPI) Change(ctx context.Context, origin string, change func(*zones.
 	var diff []string
 	err := f.files.Update(ctx, origin, func(z *zones.Zone) ([]dns.RR, error) {
 		before := mgmtapi.ZoneOf(z)
-		old := slices.Clone(z.Records)
-		next, err := change(z)
+		old := z.Records
+		// The API changes the zone it is given; z's records must stay as
+		// they were, for the journal's diff.
+		cp := *z
+		cp.Records, cp.Datacenters, cp.Pools = slices.Clone(z.Records), slices.Clone(z.Datacenters), slices.Clone(z.Pools)
+		next, err := change(&cp)
 		if err != nil {
 			return nil, err
 		}
@@ -254,14 +258,28 @@ func (f *fileAPI) Change(ctx context.Context, origin string, change func(*zones.
 		if !reflect.DeepEqual(jsonOf(before.Datacenters), jsonOf(after.Datacenters)) || !reflect.DeepEqual(jsonOf(before.Pools), jsonOf(after.Pools)) {
 			return nil, errFileMode("datacenters and pools change in the zone file " + z.Source)
 		}
-		rrs := make([]dns.RR, len(next.Records))
-		for i, r := range next.Records {
-			rrs[i] = r.RR
-		}
 		diff = recordDiff(old, next.Records)
 		if len(diff) == 0 || w.DryRun {
 			return nil, errDryRun
 		}
+		// The serial goes up, as for an RFC 2136 update, unless the
+		// change set it: the journal's entries follow the serial.
+		rrs := make([]dns.RR, len(next.Records))
+		for i, r := range next.Records {
+			rrs[i] = r.RR
+			if soa, ok := r.RR.(*dns.SOA); ok && zones.CanonicalName(soa.Hdr.Name) == z.Origin {
+				if old := z.SOA(); old != nil && soa.Serial == old.Serial {
+					bumped := *soa
+					bumped.Serial++ // RFC 1982 serial arithmetic wraps
+					rrs[i] = &bumped
+				}
+			}
+		}
+		final := make([]zones.Record, len(rrs))
+		for i, rr := range rrs {
+			final[i] = zones.Record{RR: rr}
+		}
+		diff = recordDiff(old, final)
 		return rrs, nil
 	})
 	switch {
