@@ -9,12 +9,20 @@
 #   scripts/bench.sh                       # RATE=50000 (fixed offered load) and unthrottled
 #   RATE=50000 DUR=10 REPS=3 scripts/bench.sh
 #   MODES=fixed SCENARIOS=static scripts/bench.sh
+#   BINS="old=/tmp/meridian.old new=/tmp/meridian.new" MODES=fixed REPS=6 scripts/bench.sh
+#
+# BINS runs an interleaved A/B (A B A B ...): every binary serves at once on its
+# own port, all pinned to SERVER_CPU, and each (rep, scenario) step times them in
+# turn, so that a noisy moment hits all of them; the idle ones cost nothing.
+# ENV_<label>="K=V ..." adds environment to one of them (e.g. GOMAXPROCS=2).
+# A summary of medians, min-max and the ratio to the first binary is printed last.
 #
 # Knobs: RATE (offered qps in mode "fixed"), MODES ("fixed max"), SCENARIOS
 # ("static geo nx"; "static-do" and "geo-do" ask the same names with the DO
 # bit of a zone signed for the run, so that signed and unsigned answers of
 # one server are compared in one run), DUR (s per run), REPS, PORT, SERVER_CPU, CLIENT_CPU, CLIENTS,
-# OUTSTANDING, WORKERS (UDP sockets/goroutines, default 1 = one core).
+# OUTSTANDING, WORKERS (UDP sockets/goroutines, default 1 = one core), BINS
+# (label=binary pairs; default: the work tree, built).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,19 +48,33 @@ if ! command -v dnsperf >/dev/null || ! command -v dig >/dev/null; then
 fi
 
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
-PID=
+PIDS=()
 cleanup() {
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; fi
+  local p
+  for p in "${PIDS[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then kill -TERM "$p"; wait "$p" 2>/dev/null || true; fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-if ss -Hlun "sport = :$PORT" | grep -q .; then
-  log "port $PORT is in use; set PORT"; exit 1
+if [ -z "${BINS:-}" ]; then
+  log "building meridian"
+  (cd "$ROOT" && go build -o "$WORK/meridian" ./cmd/meridian)
+  BINS="meridian=$WORK/meridian"
 fi
-
-log "building meridian"
-(cd "$ROOT" && go build -o "$WORK/meridian" ./cmd/meridian)
+LABELS=()
+declare -A BIN_OF PORT_OF PID_OF
+p=$PORT
+for spec in $BINS; do
+  label=${spec%%=*}; bin=${spec#*=}
+  [ -x "$bin" ] || { log "$bin is not an executable"; exit 1; }
+  if ss -Hlun "sport = :$p" | grep -q .; then
+    log "port $p is in use; set PORT"; exit 1
+  fi
+  LABELS+=("$label"); BIN_OF[$label]=$bin; PORT_OF[$label]=$p
+  p=$((p + 1))
+done
 
 bash "$ROOT/scripts/bench/mkzone.sh" "$ROOT/scripts/bench/svc.example.zone" "$ROOT/scripts/bench/geo.json" > "$WORK/svc.example.yaml"
 GEOIP=${GEOIP:-$ROOT/examples/GeoLite2-City.mmdb}
@@ -73,52 +95,90 @@ cp "$WORK/geo.txt" "$WORK/geo-do.txt"
 # A scenario asking with DO signs the zone with a combined ECDSA P-256 key.
 if [[ " $SCENARIOS " == *"-do "* ]]; then
   mkdir -p "$WORK/keys"
-  "$WORK/meridian" keys generate --dir "$WORK/keys" --zone svc.example. >/dev/null
+  "${BIN_OF[${LABELS[0]}]}" keys generate --dir "$WORK/keys" --zone svc.example. >/dev/null
   export MERIDIAN_DNSSEC_KEY_DIR="$WORK/keys"
 fi
 for i in $(seq 1 20000); do echo "nx$i.svc.example A"; done > "$WORK/nx.txt"
 
-MERIDIAN_DNS_UDP_WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$WORK/meridian" serve \
-  --listen "127.0.0.1:$PORT" --zone-file "$WORK/svc.example.yaml" "${geoargs[@]}" --log-level warn &
-PID=$!
-for _ in $(seq 1 100); do
-  dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" static.svc.example A 2>/dev/null | grep -q 192.0.2.10 && break
-  sleep 0.1
+for label in "${LABELS[@]}"; do
+  envvar=ENV_$label
+  # shellcheck disable=SC2086 # ENV_<label> is a list of K=V words
+  env MERIDIAN_DNS_UDP_WORKERS="$WORKERS" ${!envvar:-} taskset -c "$SERVER_CPU" "${BIN_OF[$label]}" serve \
+    --listen "127.0.0.1:${PORT_OF[$label]}" --zone-file "$WORK/svc.example.yaml" "${geoargs[@]}" --log-level warn &
+  PID_OF[$label]=$!; PIDS+=("$!")
 done
-dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" static.svc.example A | grep -q 192.0.2.10 ||
-  { log "server did not answer"; exit 1; }
-if [[ " $SCENARIOS " == *" geo "* ]]; then
-  dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" www.svc.example A +subnet=81.2.69.0/24 | head -1 | grep -q '^192.0.2.3[12]$' ||
-    { log "geo name did not answer eu-west first"; exit 1; }
-fi
-[ "$(dig +time=1 +tries=1 @127.0.0.1 -p "$PORT" nx1.svc.example A | grep -c NXDOMAIN)" -ge 1 ] ||
-  { log "nx name did not get NXDOMAIN"; exit 1; }
+for label in "${LABELS[@]}"; do
+  port=${PORT_OF[$label]}
+  for _ in $(seq 1 300); do
+    dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" static.svc.example A 2>/dev/null | grep -q 192.0.2.10 && break
+    sleep 0.1
+  done
+  dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" static.svc.example A | grep -q 192.0.2.10 ||
+    { log "$label did not answer"; exit 1; }
+  if [[ " $SCENARIOS " == *" geo "* ]]; then
+    dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" www.svc.example A +subnet=81.2.69.0/24 | head -1 | grep -q '^192.0.2.3[12]$' ||
+      { log "$label: geo name did not answer eu-west first"; exit 1; }
+  fi
+  [ "$(dig +time=1 +tries=1 @127.0.0.1 -p "$port" nx1.svc.example A | grep -c NXDOMAIN)" -ge 1 ] ||
+    { log "$label: nx name did not get NXDOMAIN"; exit 1; }
+done
 
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-printf '%-7s %-6s %4s %10s %8s %8s %10s\n' scenario mode rep qps lost cpu% "µs/query"
+printf '%-10s %-7s %-6s %4s %10s %8s %8s %10s\n' binary scenario mode rep qps lost cpu% "µs/query" | tee "$WORK/results.txt"
 for mode in $MODES; do
-  # Scenarios are interleaved within each repetition, so that a noisy
-  # moment of the machine falls on all of them alike.
+  # Scenarios, and binaries within a scenario, are interleaved within each
+  # repetition, so that a noisy moment of the machine falls on all of them alike.
   for rep in $(seq 1 "$REPS"); do
     for sc in $SCENARIOS; do
-      extra=()
-      [ "$mode" = fixed ] && extra=(-Q "$RATE")
-      [[ "$sc" == geo* ]] && extra+=(-E "$ECS_OPT")
-      [[ "$sc" == *-do ]] && extra+=(-D)
-      t0=$(cpu_ticks); s0=$(date +%s.%N)
-      out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/$sc.txt" -l "$DUR" \
-        -n 100000000 -c "$CLIENTS" -T 1 -q "$OUTSTANDING" -t 2 "${extra[@]}" 2>&1)
-      t1=$(cpu_ticks); s1=$(date +%s.%N)
-      completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
-      lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
-      qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
-      awk -v sc="$sc" -v mode="$mode" -v rep="$rep" -v qps="$qps" -v lost="$lost" -v c="$completed" \
-        -v dt=$((t1 - t0)) -v tck="$TCK" -v s0="$s0" -v s1="$s1" 'BEGIN {
-          cpu = dt / tck; wall = s1 - s0
-          printf "%-7s %-6s %4d %10.0f %8d %7.1f%% %10.2f\n", sc, mode, rep, qps, lost, 100 * cpu / wall, 1e6 * cpu / c
-        }'
+      for label in "${LABELS[@]}"; do
+        pid=${PID_OF[$label]}
+        extra=()
+        [ "$mode" = fixed ] && extra=(-Q "$RATE")
+        [[ "$sc" == geo* ]] && extra+=(-E "$ECS_OPT")
+        [[ "$sc" == *-do ]] && extra+=(-D)
+        t0=$(cpu_ticks "$pid"); s0=$(date +%s.%N)
+        out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT_OF[$label]}" -d "$WORK/$sc.txt" -l "$DUR" \
+          -n 100000000 -c "$CLIENTS" -T 1 -q "$OUTSTANDING" -t 2 "${extra[@]}" 2>&1)
+        t1=$(cpu_ticks "$pid"); s1=$(date +%s.%N)
+        completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+        lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
+        qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
+        awk -v label="$label" -v sc="$sc" -v mode="$mode" -v rep="$rep" -v qps="$qps" -v lost="$lost" -v c="$completed" \
+          -v dt=$((t1 - t0)) -v tck="$TCK" -v s0="$s0" -v s1="$s1" 'BEGIN {
+            cpu = dt / tck; wall = s1 - s0
+            printf "%-10s %-7s %-6s %4d %10.0f %8d %7.1f%% %10.2f\n", label, sc, mode, rep, qps, lost, 100 * cpu / wall, 1e6 * cpu / c
+          }' | tee -a "$WORK/results.txt"
+      done
     done
   done
 done
+
+# Summary: per binary, scenario and mode, the median µs/query with its range,
+# and the median of the per-repetition ratios to the first binary (pairs
+# from the same repetition, so that drift of the machine cancels out).
+echo
+awk -v first="${LABELS[0]}" 'NR > 1 {
+    k = $2 " " $3; key = $1 SUBSEP k; n[key]++; v[key, n[key]] = $8
+    val[$1, k, $4] = $8; labels[$1] = 1; keys[k] = 1
+  }
+  function median(arr, m,   i, j, t) {
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+    return m % 2 ? arr[(m + 1) / 2] : (arr[m / 2] + arr[m / 2 + 1]) / 2
+  }
+  END {
+    printf "%-10s %-14s %5s %10s %16s %14s\n", "binary", "scenario", "runs", "median µs", "min-max", "ratio to " first
+    for (k in keys) for (l in labels) {
+      key = l SUBSEP k; m = n[key]; if (!m) continue
+      delete a; lo = 1e9; hi = 0
+      for (i = 1; i <= m; i++) { a[i] = v[key, i]; if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+      med = median(a, m)
+      delete r; rn = 0; rlo = 1e9; rhi = 0
+      for (rep = 1; rep <= m; rep++) if (val[first, k, rep] > 0 && val[l, k, rep] > 0) {
+        x = val[l, k, rep] / val[first, k, rep]; r[++rn] = x; if (x < rlo) rlo = x; if (x > rhi) rhi = x
+      }
+      rs = rn ? sprintf("%.3f (%.2f-%.2f)", median(r, rn), rlo, rhi) : "-"
+      printf "%-10s %-14s %5d %10.2f %16s %14s\n", l, k, m, med, sprintf("%.2f-%.2f", lo, hi), rs
+    }
+  }' "$WORK/results.txt" | { IFS= read -r header; echo "$header"; sort -k2,2 -k1,1; }
