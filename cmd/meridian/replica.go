@@ -26,7 +26,9 @@ func (o *ops) addReplica(pg *postgres.Store, maxLag time.Duration) {
 		return
 	}
 	o.reg.MustRegister(replicaCollector{pg})
-	o.replica = func(why string) (bool, string) { return replicaReadiness(pg.Replication(), pg, maxLag, why, time.Now()) }
+	o.replica = func(why string) (bool, string) {
+		return replicaReadiness(pg.Replication(), pg, maxLag, why, time.Now())
+	}
 }
 
 // staleness is how far the data of the database in use may be behind the
