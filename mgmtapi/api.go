@@ -41,8 +41,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// MaxBody bounds a request's body; a longer one gets 413.
 	MaxBody int64
-	// Rate and Burst bound the requests of one token, and of one client
-	// address before it has shown a valid token; beyond them, 429.
+	// Rate and Burst bound the requests of one client address (every
+	// request, checked before its token, so that guessing tokens is
+	// slow) and of one token (wherever it comes from); beyond them, 429.
 	Rate  float64
 	Burst int
 	// Timeout bounds the time a request spends in the Backend.

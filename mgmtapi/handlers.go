@@ -61,15 +61,23 @@ func getAnswer(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// writeZone checks that p may write the zone of r's path and returns it,
-// with the write's options.
-func writeZone(r *http.Request, p Principal) (string, Write, error) {
+// writeZone checks that p may write the zone of r's path and returns it.
+func writeZone(r *http.Request, p Principal) (string, error) {
 	origin, prob := zoneParam(r)
 	if prob != nil {
-		return "", Write{}, prob
+		return "", prob
 	}
 	if !p.CanWrite(origin) {
-		return "", Write{}, forbidden("changing zone %s takes the zone:%s or admin scope", origin, origin)
+		return "", forbidden("changing zone %s takes the zone:%s or admin scope", origin, origin)
+	}
+	return origin, nil
+}
+
+// writeTarget is writeZone with the write's options (force, dry_run).
+func writeTarget(r *http.Request, p Principal) (string, Write, error) {
+	origin, err := writeZone(r, p)
+	if err != nil {
+		return "", Write{}, err
 	}
 	wo, prob := writeOptions(r, p)
 	if prob != nil {
@@ -82,7 +90,7 @@ func writeZone(r *http.Request, p Principal) (string, Write, error) {
 // replaced if the request's If-Match holds.
 func (a *API) putOne(k *kind) handler {
 	return func(w http.ResponseWriter, r *http.Request, p Principal) error {
-		origin, wo, err := writeZone(r, p)
+		origin, wo, err := writeTarget(r, p)
 		if err != nil {
 			return err
 		}
@@ -143,7 +151,7 @@ func (a *API) putOne(k *kind) handler {
 // If-Match holds.
 func (a *API) deleteOne(k *kind) handler {
 	return func(w http.ResponseWriter, r *http.Request, p Principal) error {
-		origin, wo, err := writeZone(r, p)
+		origin, wo, err := writeTarget(r, p)
 		if err != nil {
 			return err
 		}
@@ -295,9 +303,11 @@ type AdminResult struct {
 
 // setAdmin drains, disables or enables an endpoint, as meridianctl does,
 // with a reason for the audit log. It needs no If-Match: it sets one
-// value, and says which it replaced.
+// value, and says which it replaced. It takes neither force nor dry_run:
+// no guard rail stands in its way, and it is undone by setting the old
+// state again.
 func (a *API) setAdmin(w http.ResponseWriter, r *http.Request, p Principal) error {
-	origin, _, err := writeZone(r, p)
+	origin, err := writeZone(r, p)
 	if err != nil {
 		return err
 	}
