@@ -8,7 +8,8 @@
 # with Knot DNS's), unbound and ldns-keygen (packages unbound and
 # ldnsutils: signed answers are validated by Unbound), Chromium (the
 # status page is tested in a headless browser), promtool (package prometheus: the alert rules in deploy/ are
-# unit-tested) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
+# unit-tested), lego and pebble (a real ACME DNS-01 issuance through
+# RFC 2136 updates) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
 # the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
 # installed with apt-get when missing.
 #
@@ -70,11 +71,18 @@ have_chromium() { command -v chromium >/dev/null 2>&1; }
 # The alert rules are checked and unit-tested with promtool.
 have_promtool() { command -v promtool >/dev/null 2>&1; }
 
+# An ACME DNS-01 issuance (cmd/meridian/e2e_acme_test.go): lego's
+# rfc2136 provider updates Meridian, pebble validates with it.
+have_lego() { command -v lego >/dev/null 2>&1; }
+have_pebble() { command -v pebble >/dev/null 2>&1; }
+
 # The systemd units in deploy/ are checked with systemd-analyze verify.
 have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
 
 install_pkg have_dig bind9-dnsutils
 install_pkg have_knotd knot
+install_pkg have_lego lego
+install_pkg have_pebble pebble
 install_pkg have_unbound unbound
 install_pkg have_ldns_keygen ldnsutils
 install_pkg have_chromium chromium
