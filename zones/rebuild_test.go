@@ -2,6 +2,7 @@ package zones
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,10 +29,10 @@ func TestRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2.built[zs[0]] != s1.built[zs[0]] {
+	if s2.builtOf(zs[0]) != s1.builtOf(zs[0]) {
 		t.Error("unchanged zone was compiled again")
 	}
-	if s2.built[&c] == s1.built[zs[1]] {
+	if s2.builtOf(&c) == s1.builtOf(zs[1]) {
 		t.Error("changed zone was not compiled again")
 	}
 	if got := strings.Join(s2.Zones(), " "); got != "z0.example. z1.example." {
@@ -67,23 +68,46 @@ func TestRebuild(t *testing.T) {
 	}
 }
 
-// TestRebuildRenumbers checks that pool indices left unused by many
-// rebuilds are reclaimed by a full build.
-func TestRebuildRenumbers(t *testing.T) {
-	zs := scaleZones(t, 1, 1, 1)
+// TestRebuildSlots checks that a zone compiled again keeps its pools'
+// indices and its zone slot, and that the indices of pools removed are
+// given to new pools: many rebuilds never grow the slots.
+func TestRebuildSlots(t *testing.T) {
+	zs := scaleZones(t, 2, 3, 1)
 	s, err := Build(zs, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	index := func(s *Snapshot) map[string]int {
+		m := map[string]int{}
+		for _, p := range s.Pools() {
+			m[p.Name] = p.Index
+		}
+		return m
+	}
+	before := index(s)
 	for i := 0; i < 2000; i++ {
 		c := *zs[0]
+		c.Pools = slices.Clone(c.Pools)
+		if i%2 == 1 {
+			c.Pools = c.Pools[:2] // one pool goes, and comes back next time
+		}
 		zs[0] = &c
 		if s, err = Rebuild(s, zs, uint64(i+2)); err != nil {
 			t.Fatal(err)
 		}
+		ch := s.Change()
+		if len(ch.Added) != 1 || len(ch.Removed) != 1 || ch.Added[0].Slot != ch.Removed[0].Slot {
+			t.Fatalf("rebuild %d: change %+v", i, ch)
+		}
 	}
-	if s.PoolSlots() > 2*len(s.Pools())+1025 {
-		t.Errorf("%d slots for %d pools", s.PoolSlots(), len(s.Pools()))
+	after := index(s)
+	for name, i := range before {
+		if name != "p2.z0.example." && after[name] != i {
+			t.Errorf("pool %s: index %d, was %d", name, after[name], i)
+		}
+	}
+	if s.PoolSlots() != 6 || s.ZoneSlots() != 2 || s.PoolCount() != 5 || len(s.Pools()) != 5 {
+		t.Errorf("%d pool slots, %d zone slots, %d pools after 2000 rebuilds; want 6, 2, 5", s.PoolSlots(), s.ZoneSlots(), s.PoolCount())
 	}
 }
 
@@ -196,17 +220,16 @@ func TestRebuildInvalidRecovers(t *testing.T) {
 	if len(s3.Invalid()) != 1 || s3.Invalid()[0].Since != s2.Invalid()[0].Since || s3.Invalid()[0].KeptVersion != 1 {
 		t.Fatalf("still invalid: %+v after %+v", s3.Invalid(), s2.Invalid())
 	}
-	if s3.built[b1] != s1.built[b1] {
+	if s3.builtOf(b1) != s1.builtOf(b1) {
 		t.Error("the zone kept was compiled again without need")
 	}
 	if servedGen(t, s3, "b.test.") != 1 {
 		t.Error("last good version not served")
 	}
-	// Renumbering compiles everything again: the last good version too.
-	s3.slots = 5000
-	s4, _ := Rebuild(s3, []*Zone{a1, bad}, 4)
-	if servedGen(t, s4, "b.test.") != 1 || s4.built[b1] == s3.built[b1] || len(s4.Invalid()) != 1 {
-		t.Errorf("after renumbering: generation %d, invalid %v", servedGen(t, s4, "b.test."), s4.Invalid())
+	// Patch, given the broken zone again, keeps it as it is.
+	s4, _ := Patch(s3, []*Zone{bad}, nil, 4)
+	if servedGen(t, s4, "b.test.") != 1 || s4.builtOf(b1) != s3.builtOf(b1) || len(s4.Invalid()) != 1 || s4.Invalid()[0].Since != s2.Invalid()[0].Since {
+		t.Errorf("after a patch: generation %d, invalid %v", servedGen(t, s4, "b.test."), s4.Invalid())
 	}
 	fixed := zoneGen(t, "b.test.", 5)
 	s5, _ := Rebuild(s4, []*Zone{a1, fixed}, 5)
@@ -275,4 +298,17 @@ func testKeyset(t *testing.T, zone string) *signing.Keyset {
 		t.Fatal(err)
 	}
 	return ks
+}
+
+// builtOf returns the tree s serves for z when it was compiled from that
+// very *Zone, else nil.
+func (s *Snapshot) builtOf(z *Zone) *zoneTree {
+	k, err := wireKey(CanonicalName(z.Origin))
+	if err != nil {
+		return nil
+	}
+	if t := s.tree(k); t != nil && t.src == z {
+		return t
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ pools:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2.built[z] == s1.built[z] {
+	if s2.builtOf(z) == s1.builtOf(z) {
 		t.Error("a ramping zone was reused without recompiling")
 	}
 	// Just up: a tenth of the weight. Ramp over: full weight, reused after.
@@ -69,7 +69,7 @@ pools:
 		t.Errorf("after the ramp: weight %d, RampUntil %v", w[0], s4.RampUntil())
 	}
 	s5, _ := Rebuild(s4, []*Zone{z}, 5)
-	if s5.built[z] != s4.built[z] {
+	if s5.builtOf(z) != s4.builtOf(z) {
 		t.Error("a zone no longer ramping was compiled again")
 	}
 }

@@ -24,25 +24,43 @@ type Snapshot struct {
 	// older one.
 	Version uint64
 
-	zones map[string]*zoneTree // key: lower-case wire-format origin
-	names []string             // origins, sorted, for Zones
-	pools []*CompiledPool      // every pool
-	// built maps each source zone to its compiled tree, so that Rebuild
-	// reuses the trees of zones that did not change.
-	built map[*Zone]*zoneTree
-	// rejected maps each zone given that could not be compiled to why, so
-	// that Rebuild does not try an unchanged broken zone again.
-	rejected map[*Zone]error
+	// base and over map lower-case wire-format origins to their trees.
+	// over holds what changed since base was made (nil for a zone
+	// removed), so that a change of one zone copies neither the map nor
+	// the other trees; Rebuild folds over into a new base once it grows
+	// (rebuild.go). Both are never written once the snapshot is built.
+	base, over map[string]*zoneTree
+	own        bool     // base is this snapshot's, being built from nothing
+	count      int      // zones served
+	names      []string // origins, sorted, for Zones
+	npools     int      // pools served
+	// allPools is every pool, made on the first call of Pools.
+	poolsOnce sync.Once
+	allPools  []*CompiledPool
+	// rejected holds, by wire key, each zone given that could not be
+	// compiled and why, so that Rebuild does not try an unchanged broken
+	// zone again.
+	rejected map[string]rejection
 	// invalid lists the zones that could not be compiled, by origin.
 	invalid []InvalidZone
-	// slots is one more than the highest pool Index.
-	slots int
-	// zoneSlots is one more than the highest ZoneRef.Slot.
-	zoneSlots int
+	// slots is one more than the highest pool Index, free the indices
+	// below it that no pool holds; zoneSlots and zoneFree the same for
+	// ZoneRef.Slot. A zone compiled again keeps its pools' indices.
+	slots, zoneSlots int
+	free, zoneFree   []int
 	// rampUntil is when the last slow start of any pool ends.
 	rampUntil time.Time
 	// resignAt is when the first zone's signatures are due to be renewed.
 	resignAt time.Time
+	// change is what this snapshot changed from the one it was rebuilt
+	// from.
+	change Change
+}
+
+// rejection is a zone that could not be compiled, and why.
+type rejection struct {
+	z   *Zone
+	err error
 }
 
 // ResignAt is when the signatures of the first signed zone are due to be
@@ -56,12 +74,22 @@ func (s *Snapshot) ResignAt() time.Time { return s.resignAt }
 // nothing ramps.
 func (s *Snapshot) RampUntil() time.Time { return s.rampUntil }
 
-// Pools returns every pool of the snapshot.
-func (s *Snapshot) Pools() []*CompiledPool { return s.pools }
+// Pools returns every pool of the snapshot. The first call makes the list
+// (the query path never needs it).
+func (s *Snapshot) Pools() []*CompiledPool {
+	s.poolsOnce.Do(func() {
+		s.allPools = make([]*CompiledPool, 0, s.npools)
+		s.each(func(_ string, t *zoneTree) { s.allPools = append(s.allPools, t.pools...) })
+	})
+	return s.allPools
+}
+
+// PoolCount is the number of pools, len(Pools()) without making the list.
+func (s *Snapshot) PoolCount() int { return s.npools }
 
 // PoolSlots bounds the pools' Index values: every Index is below it. Slices
 // indexed by pool hold this many entries; indices of pools that are gone
-// stay unused until a full build renumbers them.
+// are given to new pools.
 func (s *Snapshot) PoolSlots() int { return s.slots }
 
 // zoneTree is one zone inside a snapshot.
@@ -125,9 +153,11 @@ type ZoneRef struct {
 	// Keys sign the zone's answers; nil when it is not signed.
 	Keys *signing.Keyset
 	// Slot numbers the zones of a snapshot from 0, as CompiledPool.Index
-	// numbers pools: a zone that Rebuild takes over keeps its slot, a zone
-	// compiled again gets a new one, and a full build renumbers them all.
+	// numbers pools: a zone keeps its slot while it is served, compiled
+	// again or not, and a zone removed leaves its slot to another.
 	Slot int
+	// Pools are the zone's pools.
+	Pools []*CompiledPool
 }
 
 // ZoneSlots bounds the zones' Slot values: every Slot is below it.
@@ -135,10 +165,8 @@ func (s *Snapshot) ZoneSlots() int { return s.zoneSlots }
 
 // ZoneRefs returns the snapshot's zones, in no particular order.
 func (s *Snapshot) ZoneRefs() []*ZoneRef {
-	out := make([]*ZoneRef, 0, len(s.zones))
-	for _, t := range s.zones {
-		out = append(out, t.ref)
-	}
+	out := make([]*ZoneRef, 0, s.count)
+	s.each(func(_ string, t *zoneTree) { out = append(out, t.ref) })
 	return out
 }
 
@@ -209,7 +237,7 @@ func (n *node) answer(qtype uint16) *Answer {
 // offset in lname where its origin starts.
 func (s *Snapshot) findZone(lname []byte) (*zoneTree, int) {
 	for off := 0; off < len(lname); off += int(lname[off]) + 1 {
-		if z := s.zones[string(lname[off:])]; z != nil {
+		if z := s.tree(string(lname[off:])); z != nil {
 			return z, off
 		}
 		if lname[off] == 0 {
@@ -267,201 +295,6 @@ type InvalidZone struct {
 // otherwise.
 func (s *Snapshot) Invalid() []InvalidZone { return s.invalid }
 
-// Rebuild compiles zs into a Snapshot with the given version, each zone
-// on its own. A zone that is Invalid or fails validation or compiling
-// does not stop the others: prev's compiled version of the same origin,
-// its last good one, is served instead, or, when prev has none, the zone
-// is left out; either way it is listed by Invalid. So one zone broken by a
-// manual edit in the database does not hold back every other zone's
-// changes. A zone that prev served signed and that comes without keys is
-// refused the same way (ErrUnsigned): it never flips to unsigned while a
-// server runs.
-//
-// Rebuild reuses the work of prev: a zone given as the very *Zone that
-// prev was built from is taken over compiled, without being validated or
-// compiled again, so that one change in a large data set costs the
-// changed zones, not the whole set; the same goes for a *Zone prev
-// refused. Callers must not modify a Zone once it has been built (stores
-// hand out new Zones for changed data). When the pool indices left unused
-// by earlier rebuilds outnumber the pools in use, everything is compiled
-// afresh to renumber them.
-//
-// Rebuild fails only when it has no prev and not one of the zones given
-// can be served: a server starting with nothing but broken zones should
-// say so rather than answer REFUSED to everything.
-func Rebuild(prev *Snapshot, zs []*Zone, version uint64) (*Snapshot, error) {
-	s := rebuild(prev, zs, version, time.Now())
-	if prev == nil && len(zs) > 0 && len(s.zones) == 0 {
-		return nil, fmt.Errorf("zones: no zone can be served: %w", s.invalid[0].Err)
-	}
-	return s, nil
-}
-
-// Check tells whether z can be served: it runs on z alone what Rebuild
-// runs on a zone it has not seen (Zone.Invalid, validation, compiling)
-// and returns why not, or nil. Tools use it to show a zone's state.
-func Check(z *Zone) error {
-	if s := rebuild(nil, []*Zone{z}, 0, time.Now()); len(s.invalid) > 0 {
-		return s.invalid[0].Err
-	}
-	return nil
-}
-
-// rebuild is Rebuild, failing no zone but the ones at fault.
-func rebuild(prev *Snapshot, zs []*Zone, version uint64, now time.Time) *Snapshot {
-	s := &Snapshot{Version: version, zones: make(map[string]*zoneTree, len(zs)), built: make(map[*Zone]*zoneTree, len(zs)), rejected: map[*Zone]error{}}
-	// reuse: take over prev's trees. Without it (renumbering), prev still
-	// provides the last good zones of the invalid ones, compiled again.
-	reuse := prev != nil && prev.slots <= 2*len(prev.pools)+1024 && prev.zoneSlots <= 2*len(prev.zones)+1024
-	if reuse {
-		s.slots, s.zoneSlots = prev.slots, prev.zoneSlots
-	}
-	// Group by origin first: an origin given twice is wrong as a whole,
-	// and neither copy may be served.
-	var keys []string
-	byKey := make(map[string][]*Zone, len(zs))
-	for _, z := range zs {
-		key, err := wireKey(CanonicalName(z.Origin))
-		if err != nil {
-			s.invalidate(prev, CanonicalName(z.Origin), &Error{Source: z.Source, Msg: fmt.Sprintf("zone %s: %v", z.Origin, err)}, nil, now)
-			continue
-		}
-		if byKey[key] == nil {
-			keys = append(keys, key)
-		}
-		byKey[key] = append(byKey[key], z)
-	}
-	for _, key := range keys {
-		group := byKey[key]
-		var old *zoneTree // the origin's tree in prev: its last good version
-		if prev != nil {
-			old = prev.zones[key]
-		}
-		var t *zoneTree
-		var err error
-		if len(group) > 1 {
-			err = &Error{Source: group[1].Source, Msg: fmt.Sprintf("zone %s is defined twice (also in %s)", CanonicalName(group[0].Origin), group[0].Source)}
-		} else {
-			t, err = s.compile(prev, reuse, group[0], old, version, now)
-			if err != nil {
-				s.rejected[group[0]] = err
-			}
-		}
-		if err != nil {
-			if old != nil {
-				t = s.keep(old, reuse, now)
-			}
-			s.invalidate(prev, CanonicalName(group[0].Origin), err, t, now)
-		}
-		if t == nil {
-			continue
-		}
-		s.zones[key] = t
-		s.built[t.src] = t
-		s.names = append(s.names, t.origin)
-		s.pools = append(s.pools, t.pools...)
-		if t.rampUntil.After(s.rampUntil) {
-			s.rampUntil = t.rampUntil
-		}
-		if !t.resignAt.IsZero() && (s.resignAt.IsZero() || t.resignAt.Before(s.resignAt)) {
-			s.resignAt = t.resignAt
-		}
-	}
-	sort.Strings(s.names)
-	sort.Slice(s.invalid, func(i, j int) bool { return s.invalid[i].Origin < s.invalid[j].Origin })
-	return s
-}
-
-// compile returns z compiled: prev's tree when prev was built from this
-// very *Zone and the tree is still current, or a new one; or why z cannot
-// be served. old is prev's tree of z's origin.
-func (s *Snapshot) compile(prev *Snapshot, reuse bool, z *Zone, old *zoneTree, version uint64, now time.Time) (*zoneTree, error) {
-	var was *zoneTree // prev's tree of this very *Zone
-	if prev != nil {
-		was = prev.built[z]
-		if err := prev.rejected[z]; err != nil {
-			return nil, err
-		}
-	}
-	if reuse && was != nil && current(was, now) {
-		return was, nil
-	}
-	if z.Invalid != nil {
-		return nil, z.Invalid
-	}
-	if err := Validate(z); err != nil {
-		return nil, err
-	}
-	if old != nil && old.keys != nil && z.Keys == nil {
-		return nil, fmt.Errorf("%s: zone %s %w", z.Source, CanonicalName(z.Origin), ErrUnsigned)
-	}
-	hist := old
-	if hist == nil {
-		hist = was
-	}
-	t, err := buildTree(z, now, hist)
-	if err != nil {
-		return nil, err
-	}
-	t.src, t.version = z, version
-	if was != nil {
-		t.version = was.version // the same data, compiled again
-	}
-	s.number(t)
-	return t, nil
-}
-
-// keep returns the last good tree of an invalid zone for s: old itself,
-// or old's zone compiled again when old's weights or signatures are due
-// or pools are being renumbered. It returns nil when that fails (it
-// should not: the zone compiled before).
-func (s *Snapshot) keep(old *zoneTree, reuse bool, now time.Time) *zoneTree {
-	if reuse && current(old, now) {
-		return old
-	}
-	t, err := buildTree(old.src, now, old)
-	if err != nil {
-		return nil
-	}
-	t.src, t.version = old.src, old.version
-	s.number(t)
-	return t
-}
-
-// current reports whether t can be taken over as it is: its weights do
-// not ramp (they grew since) and its signatures are not due for renewal.
-func current(t *zoneTree, now time.Time) bool {
-	return t.rampUntil.IsZero() && (t.resignAt.IsZero() || now.Before(t.resignAt))
-}
-
-// number gives a newly compiled tree's pools and zone their slots.
-func (s *Snapshot) number(t *zoneTree) {
-	for _, p := range t.pools {
-		p.Index = s.slots
-		s.slots++
-	}
-	t.ref.Slot = s.zoneSlots
-	s.zoneSlots++
-}
-
-// invalidate records that origin could not be compiled, with kept the
-// tree served instead (nil: none).
-func (s *Snapshot) invalidate(prev *Snapshot, origin string, err error, kept *zoneTree, now time.Time) {
-	iz := InvalidZone{Origin: origin, Err: err, Since: now}
-	if kept != nil {
-		iz.KeptVersion = kept.version
-	}
-	if prev != nil {
-		for _, p := range prev.invalid {
-			if p.Origin == origin {
-				iz.Since = p.Since
-				break
-			}
-		}
-	}
-	s.invalid = append(s.invalid, iz)
-}
-
 // wireKey returns the lower-case wire form of name as a map key.
 func wireKey(name string) (string, error) {
 	buf := make([]byte, 256)
@@ -495,7 +328,7 @@ func buildTree(z *Zone, now time.Time, prev *zoneTree) (*zoneTree, error) {
 		}
 	}
 	t.setRef()
-	t.ref.Keys = t.keys
+	t.ref.Keys, t.ref.Pools = t.keys, t.pools
 	return t, nil
 }
 

@@ -11,7 +11,7 @@ import (
 // Serial returns the SOA serial served for the zone at origin (a
 // presentation name, any case), and whether the snapshot serves it.
 func (s *Snapshot) Serial(origin string) (uint32, bool) {
-	t := s.tree(origin)
+	t := s.treeOf(origin)
 	if t == nil {
 		return 0, false
 	}
@@ -35,7 +35,7 @@ func (s *Snapshot) Serial(origin string) (uint32, bool) {
 // shared by the later ones (a zone taken over by Rebuild keeps it): the
 // slice and its records must not be modified.
 func (s *Snapshot) TransferRecords(origin string) []dns.RR {
-	t := s.tree(origin)
+	t := s.treeOf(origin)
 	if t == nil {
 		return nil
 	}
@@ -107,13 +107,13 @@ func appendPool(out []dns.RR, z *Zone, p *CompiledPool) []dns.RR {
 	return out
 }
 
-// tree returns the zone tree of origin, or nil.
-func (s *Snapshot) tree(origin string) *zoneTree {
+// treeOf returns the zone tree of origin, or nil.
+func (s *Snapshot) treeOf(origin string) *zoneTree {
 	k, err := wireKey(CanonicalName(origin))
 	if err != nil {
 		return nil
 	}
-	return s.zones[k]
+	return s.tree(k)
 }
 
 // canonicalKey returns a key whose byte order is the canonical order of
@@ -137,7 +137,7 @@ func canonicalKey(name string) string {
 // serial served, or nil when the snapshot does not serve it. The record
 // is shared with the snapshot and must not be modified.
 func (s *Snapshot) SOA(origin string) *dns.SOA {
-	t := s.tree(origin)
+	t := s.treeOf(origin)
 	if t == nil {
 		return nil
 	}

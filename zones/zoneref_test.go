@@ -62,7 +62,15 @@ func TestZoneRef(t *testing.T) {
 	if after["z0.example."] != before["z0.example."] || after["z2.example."] != before["z2.example."] {
 		t.Errorf("unchanged zones changed slots: %v then %v", before, after)
 	}
-	if after["z1.example."] == before["z1.example."] {
-		t.Errorf("recompiled zone kept its slot %d", after["z1.example."])
+	if after["z1.example."] != before["z1.example."] {
+		t.Errorf("recompiled zone moved from slot %d to %d", before["z1.example."], after["z1.example."])
+	}
+	// A zone removed leaves its slot to the next zone added.
+	s3, err := Patch(s2, scaleZones(t, 4, 1, 1)[3:], []string{"z0.example."}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slots(s3); got["z3.example."] != before["z0.example."] || len(got) != 3 {
+		t.Errorf("after removing z0 and adding z3: %v (z0 had %d)", got, before["z0.example."])
 	}
 }
