@@ -14,10 +14,10 @@ import (
 type state struct {
 	snap   *zones.Snapshot
 	db     *geo.DB
-	tables []*orderTable // by pool Index; nil for pools that need none
+	tables slots[*orderTable] // by pool Index; nil for pools that need none
 
-	zoneStats []*zoneStats // by ZoneRef.Slot
-	poolStats []*poolView  // by pool Index
+	zoneStats slots[*zoneStats] // by ZoneRef.Slot
+	poolStats slots[*poolView]  // by pool Index
 	published time.Time    // when snap was published
 }
 
@@ -35,8 +35,9 @@ type orderTable struct {
 // buildState compiles the state for snap and db, reusing the tables of
 // the previous state where the pool's geometry and the database are
 // unchanged, so that a health change or a change in one zone of many does
-// not recompute orderings. Pools of zones that Rebuild took over keep
-// their Index, so their table is found at once.
+// not recompute orderings. A snapshot rebuilt from the previous state's
+// says which zones it removed and added (zones.Change): only their pools
+// are looked at. Pools keep their Index while their zone is served.
 func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 	st := &state{snap: snap, db: db}
 	if snap == nil || db == nil {
@@ -45,41 +46,70 @@ func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 	if prev == nil || prev.db != db {
 		prev = nil
 	}
-	st.tables = make([]*orderTable, snap.PoolSlots())
+	if ch := snap.Change(); prev != nil && prev.snap != nil && ch.From != 0 && ch.From == prev.snap.Version {
+		e := prev.tables.edit(snap.PoolSlots())
+		// A pool compiled again mostly has the geometry it had.
+		cache := map[string]*orderTable{}
+		for _, r := range ch.Removed {
+			for _, p := range r.Pools {
+				if t := prev.tables.at(p.Index); t != nil {
+					cache[t.geometry] = t
+				}
+				e.set(p.Index, nil)
+			}
+		}
+		for _, r := range ch.Added {
+			for _, p := range r.Pools {
+				if p.Geo == zones.GeoNone {
+					continue
+				}
+				t := cache[p.Geometry]
+				if t == nil {
+					t = newOrderTable(p, db)
+					cache[p.Geometry] = t
+				}
+				e.set(p.Index, t)
+			}
+		}
+		st.tables = e.done()
+		return st
+	}
+	var none slots[*orderTable]
+	e := none.edit(snap.PoolSlots())
 	var missing []*zones.CompiledPool
 	for _, p := range snap.Pools() {
 		if p.Geo == zones.GeoNone {
 			continue
 		}
-		if prev != nil && p.Index < len(prev.tables) {
-			if t := prev.tables[p.Index]; t != nil && t.geometry == p.Geometry {
-				st.tables[p.Index] = t
+		if prev != nil {
+			if t := prev.tables.at(p.Index); t != nil && t.geometry == p.Geometry {
+				e.set(p.Index, t)
 				continue
 			}
 		}
 		missing = append(missing, p)
 	}
-	if len(missing) == 0 {
-		return st
-	}
-	// Pools are new or renumbered: share tables by geometry, with those of
-	// the previous state too.
-	cache := map[string]*orderTable{}
-	if prev != nil {
-		for _, t := range prev.tables {
-			if t != nil {
-				cache[t.geometry] = t
+	if len(missing) > 0 {
+		// Pools are new or moved: share tables by geometry, with those
+		// of the previous state too.
+		cache := map[string]*orderTable{}
+		if prev != nil {
+			for i := range prev.tables.len() {
+				if t := prev.tables.at(i); t != nil {
+					cache[t.geometry] = t
+				}
 			}
 		}
-	}
-	for _, p := range missing {
-		t := cache[p.Geometry]
-		if t == nil {
-			t = newOrderTable(p, db)
-			cache[p.Geometry] = t
+		for _, p := range missing {
+			t := cache[p.Geometry]
+			if t == nil {
+				t = newOrderTable(p, db)
+				cache[p.Geometry] = t
+			}
+			e.set(p.Index, t)
 		}
-		st.tables[p.Index] = t
 	}
+	st.tables = e.done()
 	return st
 }
 

@@ -90,7 +90,7 @@ func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, b
 			pickFrom(p, fs, fs.Active, order, key, rng, tr, ch)
 			return
 		case zones.Fallback:
-			if p.Fallback == nil || hop > len(st.snap.Pools()) {
+			if p.Fallback == nil || hop > st.snap.PoolCount() {
 				return // validation forbids loops; this guards the query path anyway
 			}
 			p = p.Fallback
@@ -117,7 +117,7 @@ func (st *state) order(p *zones.CompiledPool, c client, order []uint8, scope *in
 	rule := -1
 	var t *orderTable
 	if st.db != nil {
-		t = st.tables[p.Index]
+		t = st.tables.at(p.Index)
 	}
 	if t != nil && c.addr.IsValid() {
 		idx, network := st.db.Lookup(c.addr)

@@ -162,7 +162,8 @@ func newStatsTable() *statsTable {
 
 // attach gives st the counters of its snapshot's zones and pools, taking
 // prev's when the snapshot is the same (a GeoIP change), and forgets the
-// counters of zones and pools that are gone.
+// counters of zones and pools that are gone. A snapshot rebuilt from
+// prev's (zones.Change) costs the zones it changed, not all of them.
 func (t *statsTable) attach(st, prev *state) {
 	if prev != nil && prev.snap == st.snap {
 		st.zoneStats, st.poolStats = prev.zoneStats, prev.poolStats
@@ -171,15 +172,43 @@ func (t *statsTable) attach(st, prev *state) {
 	if st.snap == nil {
 		return
 	}
-	st.zoneStats = make([]*zoneStats, st.snap.ZoneSlots())
+	if ch := st.snap.Change(); prev != nil && prev.snap != nil && ch.From != 0 && ch.From == prev.snap.Version {
+		ze := prev.zoneStats.edit(st.snap.ZoneSlots())
+		pe := prev.poolStats.edit(st.snap.PoolSlots())
+		for _, r := range ch.Removed {
+			ze.set(r.Slot, nil)
+			for _, p := range r.Pools {
+				pe.set(p.Index, nil)
+			}
+		}
+		liveZones, livePools := map[string]bool{}, map[poolKey]bool{}
+		for _, r := range ch.Added {
+			ze.set(r.Slot, t.zone(r.Origin))
+			liveZones[r.Origin] = true
+			for _, p := range r.Pools {
+				pe.set(p.Index, t.view(p))
+				livePools[poolKey{p.Zone.Origin, p.Name}] = true
+			}
+		}
+		// Counters of what is gone for good, not compiled again.
+		for _, r := range ch.Removed {
+			if !liveZones[r.Origin] {
+				delete(t.zones, r.Origin)
+			}
+			for _, p := range r.Pools {
+				if k := (poolKey{p.Zone.Origin, p.Name}); !livePools[k] {
+					delete(t.pools, k)
+				}
+			}
+		}
+		st.zoneStats, st.poolStats = ze.done(), pe.done()
+		return
+	}
+	var noZones slots[*zoneStats]
+	ze := noZones.edit(st.snap.ZoneSlots())
 	live := map[string]bool{}
 	for _, r := range st.snap.ZoneRefs() {
-		zs := t.zones[r.Origin]
-		if zs == nil {
-			zs = &zoneStats{origin: r.Origin}
-			t.zones[r.Origin] = zs
-		}
-		st.zoneStats[r.Slot] = zs
+		ze.set(r.Slot, t.zone(r.Origin))
 		live[r.Origin] = true
 	}
 	for origin := range t.zones {
@@ -187,27 +216,45 @@ func (t *statsTable) attach(st, prev *state) {
 			delete(t.zones, origin)
 		}
 	}
-	st.poolStats = make([]*poolView, st.snap.PoolSlots())
+	var noPools slots[*poolView]
+	pe := noPools.edit(st.snap.PoolSlots())
 	livePools := map[poolKey]bool{}
 	for _, p := range st.snap.Pools() {
-		k := poolKey{p.Zone.Origin, p.Name}
-		ps := t.pools[k]
-		if ps == nil {
-			ps = &poolStats{zone: k.zone, name: k.name, answers: map[string]*atomic.Uint64{}}
-			t.pools[k] = ps
-		}
-		v := &poolView{poolStats: ps, byDC: make([]*atomic.Uint64, len(p.DCs)), none: ps.counter(noDatacenter)}
-		for i, dc := range p.DCs {
-			v.byDC[i] = ps.counter(dc.Name)
-		}
-		st.poolStats[p.Index] = v
-		livePools[k] = true
+		pe.set(p.Index, t.view(p))
+		livePools[poolKey{p.Zone.Origin, p.Name}] = true
 	}
 	for k := range t.pools {
 		if !livePools[k] {
 			delete(t.pools, k)
 		}
 	}
+	st.zoneStats, st.poolStats = ze.done(), pe.done()
+}
+
+// zone returns the counters of origin, made when new.
+func (t *statsTable) zone(origin string) *zoneStats {
+	zs := t.zones[origin]
+	if zs == nil {
+		zs = &zoneStats{origin: origin}
+		t.zones[origin] = zs
+	}
+	return zs
+}
+
+// view returns the counters of p as its answers count them, its pool's
+// made when new.
+func (t *statsTable) view(p *zones.CompiledPool) *poolView {
+	k := poolKey{p.Zone.Origin, p.Name}
+	ps := t.pools[k]
+	if ps == nil {
+		ps = &poolStats{zone: k.zone, name: k.name, answers: map[string]*atomic.Uint64{}}
+		t.pools[k] = ps
+	}
+	v := &poolView{poolStats: ps, byDC: make([]*atomic.Uint64, len(p.DCs)), none: ps.counter(noDatacenter)}
+	for i, dc := range p.DCs {
+		v.byDC[i] = ps.counter(dc.Name)
+	}
+	return v
 }
 
 func (ps *poolStats) counter(dc string) *atomic.Uint64 {
@@ -272,16 +319,16 @@ func (st *state) recordPool(asked *zones.CompiledPool, ch *choice) {
 }
 
 func (st *state) poolView(p *zones.CompiledPool) *poolView {
-	if p == nil || p.Index >= len(st.poolStats) {
+	if p == nil {
 		return nil
 	}
-	return st.poolStats[p.Index]
+	return st.poolStats.at(p.Index)
 }
 
 // zoneStatsFor returns the counters of a's zone, or nil.
 func (st *state) zoneStatsFor(a *zones.Answer) *zoneStats {
-	if a.Zone == nil || a.Zone.Slot >= len(st.zoneStats) {
+	if a.Zone == nil {
 		return nil
 	}
-	return st.zoneStats[a.Zone.Slot]
+	return st.zoneStats.at(a.Zone.Slot)
 }
