@@ -18,7 +18,7 @@ type state struct {
 
 	zoneStats slots[*zoneStats] // by ZoneRef.Slot
 	poolStats slots[*poolView]  // by pool Index
-	published time.Time    // when snap was published
+	published time.Time         // when snap was published
 }
 
 // orderTable holds, for every location of a database, a pool geometry's
