@@ -27,12 +27,28 @@ type Store interface {
 	Watch(ctx context.Context, changed func()) error
 }
 
-// Data is one complete data set. The caller owns it; a Store never
-// modifies a Data it returned.
+// Data is one complete data set. A Store never modifies a Data it
+// returned, nor may the caller: stores share Zones between the data sets
+// they return.
 type Data struct {
 	Zones []*zones.Zone
 	// Version orders data sets: a later Load returns a greater version.
 	Version uint64
+	// Delta, when set, says how Zones differ from the data set of
+	// version Delta.From, so that a caller holding what it made of that
+	// one may apply only the difference (zones.Patch). A store that
+	// cannot tell, and a wrapper that changes the zones, leave it nil.
+	Delta *Delta
+}
+
+// Delta is the difference between two data sets of a store.
+type Delta struct {
+	// From is the version of the earlier data set.
+	From uint64
+	// Changed are the zones new or changed since (the *Zones of Zones),
+	// Removed the origins of the zones gone.
+	Changed []*zones.Zone
+	Removed []string
 }
 
 // clock hands out versions that only move forward, also across restarts

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -104,15 +105,11 @@ func (r *reloader) logInvalid(snap *zones.Snapshot) {
 			r.logger.Error("Zone invalid and not served: it has no good version to fall back on", "zone", iz.Origin, "reason", reason)
 		}
 	}
-	served := map[string]bool{}
-	for _, o := range snap.Zones() {
-		served[o] = true
-	}
 	for origin := range r.invalid {
 		if _, still := next[origin]; still {
 			continue
 		}
-		if served[origin] {
+		if _, served := slices.BinarySearch(snap.Zones(), origin); served {
 			r.logger.Info("Zone valid again: serving its current version", "zone", origin)
 		} else {
 			r.logger.Info("Invalid zone removed from the store", "zone", origin)
@@ -145,15 +142,21 @@ func (c invalidZones) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// build compiles d, reusing what prev compiled of unchanged zones. A bug in Build that some input triggers must not take
-// down a server that is answering from the previous snapshot: the panic
-// becomes a failed reload.
+// build compiles d, reusing what prev compiled of unchanged zones: when
+// d says how it differs from the data prev was built from (a PostgreSQL
+// store's change), only the zones changed are looked at (zones.Patch).
+// A bug in Build that some input triggers must not take down a server
+// that is answering from the previous snapshot: the panic becomes a
+// failed reload.
 func build(prev *zones.Snapshot, d *store.Data) (snap *zones.Snapshot, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			snap, err = nil, fmt.Errorf("panic: %v", p)
 		}
 	}()
+	if prev != nil && d.Delta != nil && d.Delta.From == prev.Version {
+		return zones.Patch(prev, d.Delta.Changed, d.Delta.Removed, d.Version)
+	}
 	return zones.Rebuild(prev, d.Zones, d.Version)
 }
 

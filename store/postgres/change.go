@@ -163,4 +163,3 @@ func ReadAudit(ctx context.Context, q Querier, aq AuditQuery) ([]AuditRecord, er
 	}
 	return out, nil
 }
-

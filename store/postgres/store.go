@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -85,7 +84,8 @@ type Store struct {
 	conn    *pgx.Conn  // for loads; nil until connected or after a failure
 	connIdx int        // the target conn is connected to
 	zones   map[int64]*zones.Zone
-	version uint64 // of zones; 0 before the first load from the database
+	sorted  []*zones.Zone // zones by origin, shared with the data sets returned
+	version uint64        // of zones; 0 before the first load from the database
 
 	closed    bool             // after Close
 	cacheCh   chan *store.Data // to the cache writer; nil until the first write
@@ -307,7 +307,7 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 		// A standby behind the database read before: the same history,
 		// later. Keep what we have (behindOrDiverged).
 		s.behindOrDiverged(version, true)
-		return s.data(), nil
+		return s.data(nil), nil
 	}
 	if s.behind.Swap(false) {
 		s.opts.Logger.Info("The standby caught up with the data served", "version", version)
@@ -381,32 +381,72 @@ func (s *Store) load(ctx context.Context) (*store.Data, error) {
 		if err != nil {
 			return nil, err
 		}
-		next = maps.Clone(s.zones)
+		if err := tx.Commit(ctx); err != nil {
+			return nil, fmt.Errorf("postgres: commit: %w", err)
+		}
+		// Only the zones changed are touched, in place: the cost of a
+		// change does not grow with the number of zones.
+		delta := &store.Delta{From: s.version}
 		for _, id := range ids {
-			if z, ok := changed[id]; ok {
-				next[id] = z
+			old, had := s.zones[id]
+			z, ok := changed[id]
+			if had && (!ok || old.Origin != z.Origin) {
+				delta.Removed = append(delta.Removed, old.Origin) // deleted, or renamed
+			}
+			if ok {
+				s.zones[id] = z
+				delta.Changed = append(delta.Changed, z)
 			} else {
-				delete(next, id) // the zone was deleted
+				delete(s.zones, id)
 			}
 		}
-		s.opts.Logger.Debug("Applied changes", "from", s.version, "to", version, "zones", len(ids))
+		s.sorted = patchSorted(s.sorted, delta)
+		s.version = version
+		s.diverged.Store(false)
+		s.opts.Logger.Debug("Applied changes", "from", delta.From, "to", version, "zones", len(ids))
+		return s.data(delta), nil
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: commit: %w", err)
 	}
 	s.zones, s.version = next, version
+	s.sorted = nil
+	for _, z := range s.zones {
+		s.sorted = append(s.sorted, z)
+	}
+	slices.SortFunc(s.sorted, compareOrigins)
 	s.diverged.Store(false)
-	return s.data(), nil
+	return s.data(nil), nil
 }
 
-// data returns the zones loaded, sorted, at their version.
-func (s *Store) data() *store.Data {
-	d := &store.Data{Version: s.version}
-	for _, z := range s.zones {
-		d.Zones = append(d.Zones, z)
+func compareOrigins(a, b *zones.Zone) int { return cmp.Compare(a.Origin, b.Origin) }
+
+// data returns the zones loaded, sorted, at their version, with the
+// delta from the data returned before (nil: none to tell).
+func (s *Store) data(delta *store.Delta) *store.Data {
+	return &store.Data{Version: s.version, Zones: s.sorted, Delta: delta}
+}
+
+// patchSorted returns sorted, a list of zones by origin shared with data
+// sets already returned, with delta applied, in a new list.
+func patchSorted(sorted []*zones.Zone, delta *store.Delta) []*zones.Zone {
+	out := slices.Clone(sorted)
+	find := func(origin string) (int, bool) {
+		return slices.BinarySearchFunc(out, origin, func(z *zones.Zone, o string) int { return cmp.Compare(z.Origin, o) })
 	}
-	slices.SortFunc(d.Zones, func(a, b *zones.Zone) int { return cmp.Compare(a.Origin, b.Origin) })
-	return d
+	for _, o := range delta.Removed {
+		if i, ok := find(o); ok {
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	for _, z := range delta.Changed {
+		if i, ok := find(z.Origin); ok {
+			out[i] = z
+		} else {
+			out = slices.Insert(out, i, z)
+		}
+	}
+	return out
 }
 
 // Watch implements store.Store. On a primary it listens for change
