@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -278,19 +279,28 @@ func fnv64(h uint64, b []byte) uint64 {
 
 // geometry renders what a per-location ordering depends on.
 func geometry(cp *CompiledPool) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d|", cp.Geo)
+	// strconv, not fmt: this runs for every pool of a first load.
+	b := strconv.AppendInt(make([]byte, 0, 16+len(cp.DCs)*32), int64(cp.Geo), 10)
+	b = append(b, '|')
 	for _, dc := range cp.DCs {
-		fmt.Fprintf(&b, "%g,%g,%g;", dc.Lat, dc.Lon, dc.Bias)
+		b = strconv.AppendFloat(b, dc.Lat, 'g', -1, 64)
+		b = append(b, ',')
+		b = strconv.AppendFloat(b, dc.Lon, 'g', -1, 64)
+		b = append(b, ',')
+		b = strconv.AppendFloat(b, dc.Bias, 'g', -1, 64)
+		b = append(b, ';')
+	}
+	if len(cp.Rules) == 0 {
+		return string(b)
 	}
 	for _, r := range cp.Rules {
 		cs := append([]string(nil), r.Countries...)
 		sort.Strings(cs)
 		ks := append([]string(nil), r.Continents...)
 		sort.Strings(ks)
-		fmt.Fprintf(&b, "|%s/%s/%v", strings.Join(cs, ","), strings.Join(ks, ","), r.Datacenters)
+		b = fmt.Appendf(b, "|%s/%s/%v", strings.Join(cs, ","), strings.Join(ks, ","), r.Datacenters)
 	}
-	return b.String()
+	return string(b)
 }
 
 // SubnetKey hashes the first bits of a client address for sticky

@@ -79,7 +79,8 @@ func readKeys(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.
 	if !ok {
 		return nil
 	}
-	rows, err := q.Query(ctx, "SELECT zone_id, tag, dnskey, private_sealed FROM dnssec_keys WHERE zone_id = ANY($1) AND state = 'active' ORDER BY zone_id, tag", ids)
+	cond, args := where("zone_id", ids)
+	rows, err := q.Query(ctx, "SELECT zone_id, tag, dnskey, private_sealed FROM dnssec_keys WHERE "+cond+" AND state = 'active' ORDER BY zone_id, tag", args...)
 	if err != nil {
 		return fmt.Errorf("postgres: read DNSSEC keys: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,7 @@ func Source(origin string) string { return "postgres:" + origin }
 // does not stop every other zone from loading; zones.Rebuild then keeps
 // serving the zone's last good version. Database errors fail the read.
 func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zone, error) {
+	all := ids == nil
 	var rows pgx.Rows
 	var err error
 	if ids == nil {
@@ -67,12 +69,26 @@ func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zo
 	if len(ids) == 0 {
 		return out, nil
 	}
+	if all {
+		// Every row of every table: no array of ids for the server to
+		// search (100,000 pools: seconds).
+		ids = nil
+	}
 	for _, read := range []func(context.Context, Querier, []int64, map[int64]*zones.Zone) error{readRecords, readDatacenters, readPools, readKeys} {
 		if err := read(ctx, q, ids, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// where returns the condition selecting the rows whose col is one of ids,
+// and its arguments; nil ids select every row.
+func where(col string, ids []int64) (string, []any) {
+	if ids == nil {
+		return "true", nil
+	}
+	return col + " = ANY($1)", []any{ids}
 }
 
 // invalidate marks z Invalid with err, unless it is already: the first
@@ -84,7 +100,8 @@ func invalidate(z *zones.Zone, err error) {
 }
 
 func readRecords(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	rows, err := q.Query(ctx, "SELECT zone_id, name, type, ttl, rdata FROM records WHERE zone_id = ANY($1) ORDER BY id", ids)
+	cond, args := where("zone_id", ids)
+	rows, err := q.Query(ctx, "SELECT zone_id, name, type, ttl, rdata FROM records WHERE "+cond+" ORDER BY id", args...)
 	if err != nil {
 		return fmt.Errorf("postgres: read records: %w", err)
 	}
@@ -129,7 +146,8 @@ func RData(rr dns.RR) string {
 }
 
 func readDatacenters(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	rows, err := q.Query(ctx, "SELECT zone_id, name, lat, lon, country, continent FROM datacenters WHERE zone_id = ANY($1) ORDER BY id", ids)
+	cond, args := where("zone_id", ids)
+	rows, err := q.Query(ctx, "SELECT zone_id, name, lat, lon, country, continent FROM datacenters WHERE "+cond+" ORDER BY id", args...)
 	if err != nil {
 		return fmt.Errorf("postgres: read datacenters: %w", err)
 	}
@@ -149,8 +167,9 @@ func readDatacenters(ctx context.Context, q Querier, ids []int64, out map[int64]
 }
 
 func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
+	cond, args := where("zone_id", ids)
 	rows, err := q.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
-		quorum, health_check, shed_load FROM pools WHERE zone_id = ANY($1) ORDER BY id`, ids)
+		quorum, health_check, shed_load FROM pools WHERE `+cond+` ORDER BY id`, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: read pools: %w", err)
 	}
@@ -194,26 +213,48 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 	if len(poolIDs) == 0 {
 		return nil
 	}
+	cond, args = where("e.pool_id", poolIDs)
+	if ids == nil {
+		cond, args = where("", nil)
+	}
+	// By pool, so that each pool's endpoints come together: they fill one
+	// slab, cut per pool, instead of growing a slice per pool.
 	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check,
 		a.endpoint_id IS NOT NULL, a.load, a.weight_percent, h.up_since
 		FROM endpoints e LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now() LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
-		WHERE e.pool_id = ANY($1) ORDER BY e.id`, poolIDs)
+		WHERE `+cond+` ORDER BY e.pool_id, e.id`, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: read endpoints: %w", err)
 	}
 	defer rows.Close()
+	var (
+		pid           int64
+		addr          netip.Addr
+		e             zones.Endpoint
+		dc            string
+		weight        int32
+		admin, health string
+		check         []byte // decoded here, as the pools' JSON columns are
+		fresh         bool
+		load          *float32
+		pct           *int32
+		upSince       *time.Time
+		slab          []zones.Endpoint
+		cur           *zones.Pool
+		curID         int64 = -1
+		names               = map[string]string{} // datacenter names, one string each
+	)
+	// done cuts the current pool's endpoints from the slab.
+	done := func() {
+		if cur != nil {
+			cur.Endpoints = slab[:len(slab):len(slab)]
+			slab = slab[len(slab):]
+		}
+	}
+	dest := []any{&pid, &addr, &dc, &weight, &admin, &health, &check, &fresh, &load, &pct, &upSince}
 	for rows.Next() {
-		var pid int64
-		var addr netip.Addr
-		var e zones.Endpoint
-		var weight int32
-		var admin, health string
-		var check []byte // decoded here, as the pools' JSON columns are
-		var fresh bool
-		var load *float32
-		var pct *int32
-		var upSince *time.Time
-		if err := rows.Scan(&pid, &addr, &e.Datacenter, &weight, &admin, &health, &check, &fresh, &load, &pct, &upSince); err != nil {
+		check, load, pct, upSince = nil, nil, nil, nil
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("postgres: read endpoints: %w", err)
 		}
 		l, ok := byID[pid]
@@ -221,8 +262,19 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 			continue // of a pool left out of its invalid zone
 		}
 		z := out[l.zone]
-		p := &z.Pools[l.index]
-		e.Addr, e.Weight = addr, uint32(weight)
+		if pid != curID {
+			done()
+			cur, curID = &z.Pools[l.index], pid
+			if cap(slab) == 0 {
+				slab = make([]zones.Endpoint, 0, 4096)
+			}
+		}
+		name, ok := names[dc]
+		if !ok {
+			name = strings.Clone(dc)
+			names[name] = name
+		}
+		e = zones.Endpoint{Addr: addr, Datacenter: name, Weight: uint32(weight)}
 		if upSince != nil {
 			e.UpSince = *upSince
 		}
@@ -243,11 +295,19 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 			err = json.Unmarshal(check, &e.Check)
 		}
 		if err != nil {
-			invalidate(z, fmt.Errorf("postgres: zone %s pool %s endpoint %s: %w", z.Origin, p.Name, addr, err))
+			invalidate(z, fmt.Errorf("postgres: zone %s pool %s endpoint %s: %w", z.Origin, cur.Name, addr, err))
 			continue
 		}
-		p.Endpoints = append(p.Endpoints, e)
+		if len(slab) == cap(slab) {
+			// The slab is full: this pool's endpoints so far move to a new
+			// one, which the rest of the pool fills.
+			n := make([]zones.Endpoint, len(slab), max(4096, 2*len(slab)))
+			copy(n, slab)
+			slab = n
+		}
+		slab = append(slab, e)
 	}
+	done()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("postgres: read endpoints: %w", err)
 	}
