@@ -250,11 +250,24 @@ type storeConfig struct {
 	// hourly. A server that falls further behind reloads every zone. 0
 	// disables pruning by this server.
 	ChangeLogRetention time.Duration `mapstructure:"change_log_retention"`
+	// WriteDatabase (store.write_database) is the primary that this
+	// server's writes go to (dynamic updates, the management API) when
+	// store.database is a standby; empty: store.database.
+	WriteDatabase string `mapstructure:"write_database"`
 	// The keys of reading a hot standby and of falling back to other
 	// databases; config_replica.go describes and checks them.
 	FallbackDatabases   []string      `mapstructure:"fallback_databases"`
 	StandbyPollInterval time.Duration `mapstructure:"standby_poll_interval"`
 	MaxReplicationLag   time.Duration `mapstructure:"max_replication_lag"`
+}
+
+// writeDatabase is where this server writes: store.write_database, or
+// store.database.
+func (s storeConfig) writeDatabase() string {
+	if s.WriteDatabase != "" {
+		return s.WriteDatabase
+	}
+	return s.Database
 }
 
 // keyring returns the keyring of store.key_secret and
@@ -416,6 +429,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	v.SetDefault("store.key_old_secrets", []string{})
 	v.SetDefault("store.change_log_retention", postgres.DefaultChangeLogRetention)
 	setReplicaDefaults(v)
+	v.SetDefault("store.write_database", "")
 	v.SetDefault("health.checks", true)
 	v.SetDefault("health.agent_listen", "")
 	v.SetDefault("geo.database", "")

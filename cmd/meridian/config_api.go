@@ -37,9 +37,6 @@ import (
 type apiConfig struct {
 	// Listen (api.listen) serves the API on this host:port.
 	Listen string `mapstructure:"listen"`
-	// Database (api.database) is where the API writes, with PostgreSQL:
-	// the primary. Empty: store.database, which must then be the primary.
-	Database string `mapstructure:"database"`
 	// TLSCertFile and TLSKeyFile (api.tls_cert_file, api.tls_key_file)
 	// serve HTTPS instead of HTTP.
 	TLSCertFile string `mapstructure:"tls_cert_file"`
@@ -66,7 +63,6 @@ type apiToken struct {
 
 func setAPIDefaults(v interface{ SetDefault(string, any) }) {
 	v.SetDefault("api.listen", "")
-	v.SetDefault("api.database", "")
 	v.SetDefault("api.tls_cert_file", "")
 	v.SetDefault("api.tls_key_file", "")
 	v.SetDefault("api.max_body_bytes", mgmtapi.DefaultMaxBody)
@@ -122,19 +118,19 @@ func fileTokens(ts []apiToken) ([][]byte, error) {
 func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger *slog.Logger) (func(context.Context) error, func(), error) {
 	var b mgmtapi.Backend
 	done := func() {}
-	if dsn := cmpOr(cfg.API.Database, cfg.Store.Database); dsn != "" {
+	if dsn := cfg.Store.writeDatabase(); dsn != "" {
 		pool, err := pgxpool.New(ctx, dsn)
 		if err != nil {
-			return nil, nil, fmt.Errorf("api.database: %w", err)
+			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
 		}
 		var standby bool
 		if err := pool.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
 			pool.Close()
-			return nil, nil, fmt.Errorf("api.database: %w", err)
+			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
 		}
 		if standby {
 			pool.Close()
-			return nil, nil, errors.New("api.database is a standby, which takes no writes: point api.database at the primary")
+			return nil, nil, errors.New("api: the database written to is a standby, which takes no writes: set store.write_database to the primary")
 		}
 		pb, err := pgbackend.New(ctx, pool)
 		if err != nil {

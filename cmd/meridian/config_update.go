@@ -68,7 +68,7 @@ func newUpdater(cfg *config, files *store.Files, logger *slog.Logger) (*update.U
 	if cfg.Store.Database == "" {
 		b = updateBackend{files.Update, store.ErrNoZone, store.ErrInvalidUpdate}
 	} else {
-		pu, err := postgres.NewUpdater(cfg.Store.Database)
+		pu, err := postgres.NewUpdater(cfg.Store.writeDatabase())
 		if err != nil {
 			return nil, err
 		}

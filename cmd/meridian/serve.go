@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		logger.Info("Secondary zones configured", "zones", sec.Origins())
 	}
 	pruner := actor{"change log pruner", idle}
-	if pg, ok := st.(*postgres.Store); ok && cfg.Store.ChangeLogRetention > 0 {
+	if pg := pgStore; pg != nil && cfg.Store.ChangeLogRetention > 0 {
 		// Every server prunes: one is enough, but none is special, and
 		// concurrent prunes are safe (postgres.PruneChanges).
 		pruner.run = func(ctx context.Context) error {
