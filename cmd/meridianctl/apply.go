@@ -32,7 +32,7 @@ func applyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	prune := f.Bool("prune", false, "delete zones that are in the database but not in the files")
 	force := f.Bool("force", false, "apply changes that the guard rails refuse")
 	share := f.Float64("max-delete-share", postgres.DefaultMaxDeleteShare, "largest share of a zone's records and endpoints deleted without --force")
-	actor := f.String("actor", defaultActor(), "who applies, for the audit log of admin state changes")
+	actor := f.String("actor", defaultActor(), "who applies, for the audit log")
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}

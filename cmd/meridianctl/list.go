@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -87,12 +88,23 @@ func endpointsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // auditCmd implements "meridianctl audit".
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newFlags("audit", "[--limit N] [flags]", "Show the admin state changes, newest first.", stderr)
+	f := newFlags("audit", "[--changes [--zone Z]] [--limit N] [flags]",
+		"Show the admin state changes, newest first; with --changes, the changes of the zones'\n"+
+			"configuration (apply, the management API, dynamic updates) with their diffs.", stderr)
 	limit := f.Int("limit", 50, "show at most this many entries (0: all)")
+	changes := f.Bool("changes", false, "show the zones' configuration changes instead")
+	zone := f.String("zone", "", "with --changes: of this zone only")
 	if code, ok := f.parse(args, stderr); !ok {
 		return code
 	}
+	if *zone != "" && !*changes {
+		fmt.Fprintln(stderr, "meridianctl audit: --zone goes with --changes")
+		return 2
+	}
 	return f.withConn(ctx, func(conn *pgx.Conn) error {
+		if *changes {
+			return auditChanges(ctx, conn, *zone, *limit, stdout)
+		}
 		as, err := postgres.AuditLog(ctx, conn, *limit)
 		if err != nil {
 			return err
@@ -103,6 +115,28 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return tw.Flush()
 	})
+}
+
+// auditChanges prints the configuration changes of zone ("" for all),
+// newest first, each with its diff.
+func auditChanges(ctx context.Context, conn *pgx.Conn, zone string, limit int, stdout io.Writer) error {
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	rs, err := postgres.ReadAudit(ctx, conn, postgres.AuditQuery{Zone: zone, Limit: limit})
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.Diff == "" {
+			continue // an admin state change: meridianctl audit shows those
+		}
+		fmt.Fprintf(stdout, "%s  %s  %s  version %d\n", when(r.At), r.Actor, r.Zone, r.Version)
+		for _, line := range strings.Split(strings.TrimSuffix(r.Diff, "\n"), "\n") {
+			fmt.Fprintf(stdout, "    %s\n", line)
+		}
+	}
+	return nil
 }
 
 // table starts a table with a header line.

@@ -198,6 +198,12 @@ func TestAdmin(t *testing.T) {
 	if strings.Index(out, "bob") > strings.Index(out, "alice") {
 		t.Errorf("audit log not newest first:\n%s", out)
 	}
+	// The apply of the examples is in the log of configuration changes,
+	// under the user who ran it, with its diff.
+	out = mustCtl(t, "audit", "--changes", "--zone", "example.net")
+	if !regexp.MustCompile(`(?m)^\S+Z  \S+  example\.net\.  version \d+\n    \+ zone example\.net\.\n(    \+ .*\n)+`).MatchString(out) || strings.Contains(out, "example.com.") {
+		t.Errorf("audit --changes:\n%s", out)
+	}
 }
 
 // TestDatabaseErrors checks the messages for a database that cannot be
