@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -210,4 +211,58 @@ func TestE2EAPIZoneFiles(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", status, body)
 	}
 	m.waitDig(t, "the TXT record is gone", func(r *digResult) bool { return r.Status == "NXDOMAIN" }, "_acme-challenge.example.com", "TXT")
+}
+
+// TestE2EAPITLS serves the API over HTTPS: a client that trusts the CA
+// gets its answers, and one speaking plain HTTP gets none.
+func TestE2EAPITLS(t *testing.T) {
+	dir := t.TempDir()
+	zoneFile := filepath.Join(dir, "example.com.zone")
+	zone := "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 10 7200 3600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n"
+	if err := os.WriteFile(zoneFile, []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, pool := writeTestTLS(t, dir)
+	out, err := exec.Command(meridianBinary(t), "api-token", "--scope", "read").CombinedOutput()
+	if err != nil {
+		t.Fatalf("meridian api-token: %v\n%s", err, out)
+	}
+	var token, entry string
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "token: "); ok {
+			token = v
+		}
+		if strings.HasPrefix(l, "- {sha256:") {
+			entry = l
+		}
+	}
+	conf := fmt.Sprintf("dns:\n  listen: [\"127.0.0.1:0\"]\nzones:\n  files: [%q]\nhealth:\n  checks: false\napi:\n  listen: 127.0.0.1:0\n  tls_cert_file: cert.pem\n  tls_key_file: key.pem\n  tokens:\n    %s\n", zoneFile, entry)
+	confFile := filepath.Join(dir, "meridian.yaml")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := startMeridian(t, dir, nil, "--config", confFile)
+	base := m.apiURL(t)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("API URL %s", base)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("GET", base+"/zones", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"name":"example.com."`) || resp.TLS == nil {
+		t.Errorf("GET /zones over HTTPS: %d %s", resp.StatusCode, body)
+	}
+	plain := "http://" + strings.TrimPrefix(base, "https://")
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(plain + "/zones"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain HTTP to the HTTPS listener: %d", resp.StatusCode)
+		}
+	}
 }
