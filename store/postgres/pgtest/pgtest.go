@@ -188,6 +188,7 @@ type Cluster struct {
 	pgCtl              string
 	asPostgres         []string // command prefix running as the postgres user; nil when not root
 	port               int
+	opts               Options // where it runs: a network namespace, an address
 
 	mu      sync.Mutex
 	running bool
@@ -215,7 +216,7 @@ func OwnCluster(t testing.TB) *Cluster {
 // URL returns the URL of the cluster's postgres database, as superuser
 // postgres. It stays the same across Stop and Start.
 func (c *Cluster) URL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	return fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", net.JoinHostPort(c.host(), strconv.Itoa(c.port)))
 }
 
 // Stop shuts the server down at once, dropping every connection, as a
@@ -249,12 +250,17 @@ func (c *Cluster) Start(t testing.TB) {
 // newCluster initializes and starts a cluster. Commits on a durable
 // cluster survive Stop, which kills the server as a crash would; on
 // another they may be lost, as synchronous_commit is off for speed.
-func newCluster(durable bool) (_ *Cluster, err error) {
+func newCluster(durable bool) (*Cluster, error) {
+	return newClusterOpts(durable, Options{})
+}
+
+// newClusterOpts is newCluster placed by opts.
+func newClusterOpts(durable bool, opts Options) (_ *Cluster, err error) {
 	initdb, pgCtl, err := findBinaries()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{pgCtl: pgCtl}
+	c := &Cluster{pgCtl: pgCtl, opts: opts}
 	var uid, gid int
 	if os.Geteuid() == 0 {
 		// initdb and postgres refuse to run as root.
@@ -298,22 +304,25 @@ func newCluster(durable bool) (_ *Cluster, err error) {
 	}
 	conf := fmt.Sprintf(`
 # pgtest: loopback only, no durability against machine crashes.
-listen_addresses = '127.0.0.1'
+listen_addresses = '%s'
 unix_socket_directories = '%s'
 fsync = off
 synchronous_commit = %s
 full_page_writes = off
 max_connections = 200
 log_checkpoints = off
-`, strings.ReplaceAll(c.dir, "'", "''"), syncCommit)
+%s`, c.host(), strings.ReplaceAll(c.dir, "'", "''"), syncCommit, opts.Conf)
 	if err := appendFile(filepath.Join(c.data, "postgresql.conf"), conf); err != nil {
+		return nil, err
+	}
+	if err := c.trustAddress(); err != nil {
 		return nil, err
 	}
 
 	// The free port is only known to be free when it is picked, so retry
 	// when another process grabbed it before the server bound it.
 	for attempt := 1; ; attempt++ {
-		if c.port, err = freePort(); err != nil {
+		if c.port, err = c.pickPort(); err != nil {
 			return nil, err
 		}
 		err = c.start()
@@ -377,7 +386,11 @@ func (c *Cluster) destroy() error {
 
 // run runs a PostgreSQL program, as the postgres user when we are root.
 func (c *Cluster) run(prog string, args ...string) ([]byte, error) {
-	argv := append(slices.Clone(c.asPostgres), prog)
+	var argv []string
+	if c.opts.Netns != "" {
+		argv = []string{"ip", "netns", "exec", c.opts.Netns}
+	}
+	argv = append(append(argv, c.asPostgres...), prog)
 	argv = append(argv, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*readyTimeout)
 	defer cancel()

@@ -56,12 +56,17 @@ func OwnPair(t testing.TB) *Pair {
 // newStandby copies primary with pg_basebackup (-R writes primary_conninfo
 // and standby.signal, -X stream brings the WAL of the copy along) and
 // starts the copy as a hot standby on a port of its own.
-func newStandby(primary *Cluster) (_ *Cluster, err error) {
+func newStandby(primary *Cluster) (*Cluster, error) {
+	return newStandbyOpts(primary, Options{})
+}
+
+// newStandbyOpts is newStandby placed by opts.
+func newStandbyOpts(primary *Cluster, opts Options) (_ *Cluster, err error) {
 	basebackup, err := findTool(primary.pgCtl, "pg_basebackup")
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{pgCtl: primary.pgCtl, asPostgres: primary.asPostgres}
+	c := &Cluster{pgCtl: primary.pgCtl, asPostgres: primary.asPostgres, opts: opts}
 	if c.dir, err = os.MkdirTemp("", "meridian-pgtest-standby-"); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
@@ -84,7 +89,7 @@ func newStandby(primary *Cluster) (_ *Cluster, err error) {
 	}
 	c.data = filepath.Join(c.dir, "data")
 	c.logPath = filepath.Join(c.dir, "postgres.log")
-	if out, err := c.run(basebackup, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", "postgres",
+	if out, err := c.run(basebackup, "-h", primary.host(), "-p", strconv.Itoa(primary.port), "-U", "postgres",
 		"-D", c.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("pgtest: pg_basebackup: %w\n%s", err, out)
 	}
@@ -97,12 +102,16 @@ func newStandby(primary *Cluster) (_ *Cluster, err error) {
 unix_socket_directories = '%s'
 hot_standby = on
 wal_retrieve_retry_interval = '1s'
-`, strings.ReplaceAll(c.dir, "'", "''"))
+listen_addresses = '%s'
+%s`, strings.ReplaceAll(c.dir, "'", "''"), c.host(), opts.Conf)
 	if err := appendFile(filepath.Join(c.data, "postgresql.conf"), conf); err != nil {
 		return nil, err
 	}
+	if err := c.trustAddress(); err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
-		if c.port, err = freePort(); err != nil {
+		if c.port, err = c.pickPort(); err != nil {
 			return nil, err
 		}
 		err = c.start()
