@@ -211,9 +211,24 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(s.udp) == 0 {
 		return errors.New("dnsserver: Serve before Listen")
 	}
-	var wg sync.WaitGroup
+	loops := make([]*udpLoop, 0, len(s.udp))
+	defer func() {
+		for _, l := range loops {
+			l.bc.release()
+		}
+	}()
 	for _, c := range s.udp {
-		wg.Go(func() { s.serveUDP(c) })
+		l, err := newUDPLoop(c)
+		if err != nil {
+			s.close()
+			return fmt.Errorf("dnsserver: UDP socket %s: %w", c.LocalAddr(), err)
+		}
+		loops = append(loops, l)
+	}
+	spareP(len(loops), s.logger)
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Go(func() { s.serveUDP(l) })
 	}
 	tcpCtx, stopTCP := context.WithCancel(context.Background())
 	defer stopTCP()
@@ -221,6 +236,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Go(func() { s.serveTCP(tcpCtx, l) })
 	}
 	<-ctx.Done()
+	for _, l := range loops {
+		l.bc.stop()
+	}
 	s.close()
 	stopTCP()
 	wg.Wait()

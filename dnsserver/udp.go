@@ -54,15 +54,21 @@ func wildcard(address string) bool {
 }
 
 // batchConn moves batches of datagrams on one UDP socket: recvmmsg and
-// sendmmsg where the platform has them (udp_linux.go).
+// sendmmsg where the platform has them (udp_linux.go). read and write are
+// called by the socket's one loop; stop by any goroutine.
 type batchConn interface {
 	// read fills the buffers of b, the batch the conn was made for, from
 	// index 0 and returns how many datagrams it read, with their sizes and
-	// sources in b.
+	// sources in b. It waits for one; net.ErrClosed after stop.
 	read(b *batch) (int, error)
 	// write sends b.replies[lo:hi], reply j to the source of datagram
 	// b.to[j], and returns how many the kernel took.
 	write(b *batch, lo, hi int) (int, error)
+	// stop makes read and write return net.ErrClosed, waking a read that
+	// waits.
+	stop()
+	// release closes the socket once its loop has returned.
+	release()
 }
 
 // batch holds the buffers of one UDP loop; nothing in it is shared, so
@@ -94,21 +100,35 @@ func newBatch() *batch {
 	return b
 }
 
-// serveUDP is the UDP fast path: read a batch, answer each datagram into
-// its own buffer, write the batch back. It returns when the socket closes.
-func (s *Server) serveUDP(c *net.UDPConn) {
-	b := newBatch()
-	bc, err := newBatchConn(c, b)
-	if err != nil {
-		s.logger.Error("UDP socket unusable", "err", err)
-		return
+// udpLoop is one UDP socket's loop: its conn, its buffers and the address
+// it is bound to.
+type udpLoop struct {
+	bc    batchConn
+	b     *batch
+	local netip.AddrPort
+}
+
+// newUDPLoop takes over c for the fast path; on Linux the conn is closed
+// and the loop owns the socket (udp_linux.go).
+func newUDPLoop(c *net.UDPConn) (*udpLoop, error) {
+	l := &udpLoop{b: newBatch()}
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		l.local = la.AddrPort()
 	}
+	bc, err := newBatchConn(c, l.b)
+	if err != nil {
+		return nil, err
+	}
+	l.bc = bc
+	return l, nil
+}
+
+// serveUDP is the UDP fast path: read a batch, answer each datagram into
+// its own buffer, write the batch back. It returns when the loop stops.
+func (s *Server) serveUDP(l *udpLoop) {
+	b, bc, local := l.b, l.bc, l.local
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
-	var local netip.AddrPort
-	if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		local = la.AddrPort()
-	}
 	q.local = local
 	for {
 		n, err := bc.read(b)

@@ -3,9 +3,13 @@ package dnsserver
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,12 +22,33 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-// mmsgConn calls recvmmsg and sendmmsg itself, on the non-blocking
-// socket, with RawSyscall. Neither call can block here (EAGAIN sends the
-// loop to the netpoller), so the runtime need not be told of the syscall;
-// told, it hands the goroutine's P to another thread whenever a call runs
-// long, and sendmmsg on loopback does (it delivers to the receiver in our
-// context). Those hand-offs cost context switches on every batch.
+// mmsgConn calls recvmmsg and sendmmsg itself on a socket of its own,
+// outside the runtime's netpoller, the way a C server's UDP thread does
+// (gdnsd's, for one): a busy loop makes two syscalls a batch and sleeps in
+// recvmmsg, woken by the kernel when a datagram arrives.
+//
+//   - The socket is a copy (dup) of the net.UDPConn's, which is closed:
+//     that takes the socket out of the runtime's epoll set, where it cost
+//     an epoll callback for every datagram received and every reply the
+//     kernel freed, and the netpoller two epoll_pwait calls and a
+//     scheduler round a batch, plus a recvmmsg that returned EAGAIN
+//     before parking.
+//   - The socket blocks, with a receive timeout (udpIdleAfter). recvmmsg
+//     waits for the first datagram of a batch (MSG_WAITFORONE) and takes
+//     what else is queued. It runs through RawSyscall, which the scheduler
+//     never hears of: told of a syscall, sysmon hands the goroutine's P to
+//     another thread whenever the call runs long, and a sendmmsg on
+//     loopback does (it delivers to the receiver in our context), which
+//     cost context switches every batch (issue 7). So the loop keeps its P
+//     while recvmmsg waits, for at most udpIdleAfter; then it waits in
+//     ppoll through an ordinary syscall, which gives the P up, until the
+//     socket is readable. Everything else runs on a P of its own (spareP).
+//     A signal (the runtime preempting the loop, or stopping the world
+//     for the GC) ends the wait with EINTR, as it always does on a socket
+//     with a receive timeout (signal(7)), and the loop yields the P.
+//   - sendmmsg does not block (MSG_DONTWAIT); a full send buffer is waited
+//     out in ppoll.
+//
 // The raw source address of each datagram is kept and reused for its
 // reply, so nothing is converted or allocated on the way.
 //
@@ -33,7 +58,8 @@ type mmsghdr struct {
 // client that asked 192.0.2.53 drops a reply from 198.51.100.7 (a host
 // with several addresses, or anycast addresses on lo).
 type mmsgConn struct {
-	rc      syscall.RawConn
+	fd      int
+	stopped atomic.Bool
 	pktinfo bool
 	rhs     []mmsghdr // recvmmsg headers, one per datagram of the batch
 	whs     []mmsghdr // sendmmsg headers
@@ -42,39 +68,58 @@ type mmsgConn struct {
 	name    []unix.RawSockaddrInet6 // source of datagram i; large enough for IPv4 too
 	rctl    [][]byte                // control messages received with datagram i (pktinfo only)
 	wctl    [][]byte                // and sent with reply j
-
-	// The callbacks of rc.Read and rc.Write, made once: a closure made
-	// per call would escape and cost an allocation every batch. They
-	// leave their results in n and errno; k is how many to send.
-	recvFn, sendFn func(fd uintptr) bool
-	n, k           int
-	errno          syscall.Errno
+	pfd     []unix.PollFd           // the socket, for ppoll
 	// filled is how many headers the last recvmmsg filled in: the
 	// kernel changed their name and control lengths, which read resets.
 	filled int
 }
 
+// udpIdleAfter is how long recvmmsg waits, holding the loop's P, before
+// the loop waits in ppoll instead and lets the P go. Under load the next
+// datagram comes much sooner; when traffic stops, the other goroutines
+// of the P wait at most this long.
+const udpIdleAfter = time.Millisecond
+
+// spareP makes sure that the UDP loops, which keep their Ps while they
+// wait for datagrams (mmsgConn), leave one P to everything else: TCP,
+// HTTP, the reloader. Without one, while UDP is busy, a goroutine that the
+// network makes ready waits for sysmon's poll, every 10 ms: TCP queries
+// took 10 ms at 50k UDP queries/s on one P. A P more than there are cores
+// costs nothing while it has no work; the kernel shares the cores between
+// its thread and the loops' as between a C server's threads. (A busy loop
+// that yielded its P every millisecond instead kept TCP at the same 10 ms,
+// since a yield does not poll the network, and with the spare P it cost
+// 1.2x the CPU per answer: the loop's goroutine moved between threads.)
+func spareP(loops int, logger *slog.Logger) {
+	if n := runtime.GOMAXPROCS(0); n <= loops {
+		runtime.GOMAXPROCS(loops + 1)
+		logger.Info("GOMAXPROCS raised to leave a P beside the UDP loops", "from", n, "to", loops+1)
+	}
+}
+
 // ctlSize holds an IPv4 and an IPv6 packet info message.
 var ctlSize = unix.CmsgSpace(unix.SizeofInet4Pktinfo) + unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 
-// newBatchConn makes the recvmmsg headers of b's buffers once; read then
-// only resets what the kernel changed.
+// newBatchConn takes c's socket out of the netpoller (detach) and makes
+// the recvmmsg headers of b's buffers once; read then only resets what
+// the kernel changed.
 func newBatchConn(c *net.UDPConn, b *batch) (batchConn, error) {
-	rc, err := c.SyscallConn()
+	// socketControl asked a wildcard socket for packet info.
+	la, _ := c.LocalAddr().(*net.UDPAddr)
+	fd, err := detach(c)
 	if err != nil {
-		return nil, fmt.Errorf("dnsserver: raw UDP socket: %w", err)
+		return nil, err
 	}
 	mc := &mmsgConn{
-		rc:   rc,
+		fd:   fd,
 		rhs:  make([]mmsghdr, batchSize),
 		whs:  make([]mmsghdr, batchSize),
 		riov: make([]unix.Iovec, batchSize),
 		wiov: make([]unix.Iovec, batchSize),
 		name: make([]unix.RawSockaddrInet6, batchSize),
+		pfd:  []unix.PollFd{{Fd: int32(fd)}},
 	}
-	mc.recvFn, mc.sendFn = mc.recv, mc.send
-	// socketControl asked a wildcard socket for packet info.
-	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() {
+	if la != nil && la.IP.IsUnspecified() {
 		mc.pktinfo = true
 		mc.rctl = make([][]byte, batchSize)
 		mc.wctl = make([][]byte, batchSize)
@@ -95,6 +140,53 @@ func newBatchConn(c *net.UDPConn, b *batch) (batchConn, error) {
 	}
 	mc.filled = batchSize
 	return mc, nil
+}
+
+// detach returns a blocking copy of c's socket with a receive timeout of
+// udpIdleAfter, and closes c: that takes the socket out of the runtime's
+// epoll set, and the copy keeps it open and bound.
+func detach(c *net.UDPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("raw socket: %w", err)
+	}
+	fd, serr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, serr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, fmt.Errorf("raw socket: %w", err)
+	}
+	if serr != nil {
+		return -1, fmt.Errorf("dup: %w", serr)
+	}
+	c.Close()
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("blocking mode: %w", err)
+	}
+	tv := unix.NsecToTimeval(int64(udpIdleAfter))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("receive timeout: %w", err)
+	}
+	return fd, nil
+}
+
+// stop marks the conn stopped and shuts the socket's receiving side down,
+// which wakes a recvmmsg or ppoll waiting on it (on a UDP socket the
+// kernel does so although it answers ENOTCONN). The fd stays open until
+// release, so that its number cannot be reused under the loop.
+func (c *mmsgConn) stop() {
+	c.stopped.Store(true)
+	unix.Shutdown(c.fd, unix.SHUT_RD)
+}
+
+func (c *mmsgConn) release() { unix.Close(c.fd) }
+
+// wait blocks in ppoll, an ordinary syscall that gives the P up, until
+// the socket has events (POLLIN or POLLOUT), is shut down, or a signal
+// comes.
+func (c *mmsgConn) wait(events int16) {
+	c.pfd[0].Events, c.pfd[0].Revents = events, 0
+	unix.Ppoll(c.pfd, nil, nil)
 }
 
 // enablePktinfo asks for the destination of every datagram: IPv4 ones,
@@ -131,13 +223,30 @@ func (c *mmsgConn) read(b *batch) (int, error) {
 		}
 	}
 	c.filled = 0
-	if err := c.rc.Read(c.recvFn); err != nil {
-		return 0, err
+	var n int
+	for {
+		if c.stopped.Load() {
+			return 0, net.ErrClosed
+		}
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&c.rhs[0])), uintptr(len(c.rhs)), unix.MSG_WAITFORONE, 0, 0)
+		if c.stopped.Load() {
+			// The shutdown of stop may have ended the call with an empty
+			// datagram.
+			return 0, net.ErrClosed
+		}
+		if e == 0 {
+			n = int(r)
+			break
+		}
+		switch e {
+		case unix.EAGAIN: // nothing for udpIdleAfter
+			c.wait(unix.POLLIN)
+		case unix.EINTR: // most likely the runtime asking for the P
+			runtime.Gosched()
+		default:
+			return 0, fmt.Errorf("dnsserver: recvmmsg: %w", e)
+		}
 	}
-	if c.errno != 0 {
-		return 0, fmt.Errorf("dnsserver: recvmmsg: %w", c.errno)
-	}
-	n := c.n
 	c.filled = n
 	for i := 0; i < n; i++ {
 		b.size[i] = min(int(c.rhs[i].len), len(b.in[i]))
@@ -166,29 +275,21 @@ func (c *mmsgConn) write(b *batch, lo, hi int) (int, error) {
 			h.SetControllen(l)
 		}
 	}
-	c.k = k
-	if err := c.rc.Write(c.sendFn); err != nil {
-		return 0, err
+	for {
+		if c.stopped.Load() {
+			return 0, net.ErrClosed
+		}
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&c.whs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EAGAIN: // the send buffer is full
+			c.wait(unix.POLLOUT)
+		case unix.EINTR:
+		default:
+			return 0, fmt.Errorf("dnsserver: sendmmsg: %w", e)
+		}
 	}
-	if c.errno != 0 {
-		return 0, fmt.Errorf("dnsserver: sendmmsg: %w", c.errno)
-	}
-	return c.n, nil
-}
-
-// recv and send are the callbacks of rc.Read and rc.Write: false (not
-// done) on EAGAIN sends the goroutine to the netpoller until the socket is
-// ready.
-func (c *mmsgConn) recv(fd uintptr) bool {
-	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rhs[0])), uintptr(len(c.rhs)), unix.MSG_DONTWAIT, 0, 0)
-	c.n, c.errno = int(r), e
-	return e != unix.EAGAIN && e != unix.EWOULDBLOCK
-}
-
-func (c *mmsgConn) send(fd uintptr) bool {
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.whs[0])), uintptr(c.k), unix.MSG_DONTWAIT, 0, 0)
-	c.n, c.errno = int(r), e
-	return e != unix.EAGAIN && e != unix.EWOULDBLOCK
 }
 
 // sockaddrAddrPort decodes a sockaddr_in or sockaddr_in6 as the kernel

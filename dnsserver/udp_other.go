@@ -3,6 +3,7 @@
 package dnsserver
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
 	"syscall"
@@ -13,13 +14,14 @@ import (
 // xnetConn moves batches with golang.org/x/net, which uses
 // recvmmsg/sendmmsg where it can and one datagram per call elsewhere.
 type xnetConn struct {
+	c   *net.UDPConn
 	pc  *ipv4.PacketConn
 	rms []ipv4.Message
 	wms []ipv4.Message
 }
 
 func newBatchConn(c *net.UDPConn, b *batch) (batchConn, error) {
-	x := &xnetConn{pc: ipv4.NewPacketConn(c), rms: make([]ipv4.Message, batchSize), wms: make([]ipv4.Message, batchSize)}
+	x := &xnetConn{c: c, pc: ipv4.NewPacketConn(c), rms: make([]ipv4.Message, batchSize), wms: make([]ipv4.Message, batchSize)}
 	for i := range x.wms {
 		x.rms[i].Buffers = b.in[i : i+1]
 		x.wms[i].Buffers = [][]byte{nil}
@@ -51,3 +53,13 @@ func (x *xnetConn) write(b *batch, lo, hi int) (int, error) {
 	}
 	return x.pc.WriteBatch(x.wms[:hi-lo], 0)
 }
+
+// stop closes the conn: a read waiting in the netpoller returns
+// net.ErrClosed.
+func (x *xnetConn) stop() { x.c.Close() }
+
+func (x *xnetConn) release() {}
+
+// spareP does nothing here: these loops wait in the netpoller, which gives
+// the P up.
+func spareP(int, *slog.Logger) {}
