@@ -23,6 +23,8 @@
 #     static and pool, NXDOMAIN for nx), on top of the dig checks of every
 #     server before timing (static A, NXDOMAIN, each ECS test subnet -> expected
 #     datacenter; the echoed ECS option is printed), which are repeated after timing;
+#   * every thread of every server put back on SERVER_CPU before timing (Knot
+#     pins its UDP workers to CPUs of its own choosing: worker 0 to CPU 0);
 #   * a markdown table with ratios for docs/benchmarks.md, printed at the end;
 #   * the packages installed with apt-get (without Debian's npm, which conflicts
 #     with the nodejs already on these machines; peers.sh asks for it).
@@ -361,6 +363,23 @@ markdown() {
   echo "Unthrottled, a server below ~100% CPU was limited by the single dnsperf core, not by itself: compare its µs, not its qps."
 }
 
+# repin puts every thread of every server back on SERVER_CPU. A server may
+# pin its own threads: Knot DNS 3.2 pins UDP worker i to CPU i, so its one
+# worker ran on CPU 0 with dnsperf, the same core as the client, where
+# loopback replies wake no other core (it measured 2.6 µs per answer there
+# against about 6 on CPU 1, the others' core).
+repin() {
+  local i pid t moved
+  for i in "${!INST_PID[@]}"; do
+    pid=${INST_PID[$i]}
+    moved=$(for t in /proc/"$pid"/task/*; do
+      taskset -p "${t##*/}" 2>/dev/null | awk -v want="$(printf '%x' $((1 << SERVER_CPU)))" '$NF != want { print "x" }'
+    done | wc -l)
+    [ "$moved" = 0 ] || log "${INST_NAME[$i]}: $moved thread(s) had pinned themselves elsewhere; put back on CPU $SERVER_CPU"
+    taskset -a -p -c "$SERVER_CPU" "$pid" >/dev/null
+  done
+}
+
 main_peers() {
   local p
   for p in $PEERS; do case $p in knot|gdnsd|pdnsshared|pdnsgeo|pdns) ;; *) die "unknown peer $p (knot gdnsd pdnsshared pdnsgeo pdns)" ;; esac; done
@@ -401,6 +420,7 @@ main_peers() {
   LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
   awk -v l="$LOAD_START" 'BEGIN { exit !(l > 1) }' &&
     log "WARNING: load average $LOAD_START: other work is running, the figures will be noisy"
+  repin
   log "timing: $(wc -w <<<"$LOADS") loads ($LOADS; fixed = $RATE qps) x $REPS reps x ${DUR}s, servers interleaved"
   measure_all
   LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
