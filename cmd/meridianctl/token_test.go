@@ -44,6 +44,15 @@ func TestToken(t *testing.T) {
 		t.Errorf("token list:\n%s", out)
 	}
 
+	// An API token carries its scopes, canonical, and is listed with them.
+	api := mustCtl(t, "token", "create", "--database", db, "--api", "--scope", "read", "--scope", "zone:Example.NET", "--label", "ci")
+	ai, err := postgres.CheckToken(ctx, conn, strings.TrimSpace(api))
+	if err != nil || ai.Kind != "api" || strings.Join(ai.Scopes, " ") != "read zone:example.net." {
+		t.Errorf("api token: %+v, %v", ai, err)
+	}
+	if out := mustCtl(t, "token", "list", "--database", db); !regexp.MustCompile(`\n3 +api +read,zone:example\.net\. +ci +`).MatchString(out) {
+		t.Errorf("token list with an api token:\n%s", out)
+	}
 	if out := mustCtl(t, "token", "revoke", "--database", db, "1"); out != "token 1 revoked\n" {
 		t.Errorf("revoke: %q", out)
 	}
@@ -61,8 +70,11 @@ func TestToken(t *testing.T) {
 	}{
 		{[]string{"token"}, 2, "Usage: meridianctl token"},
 		{[]string{"token", "frob"}, 2, `unknown command "frob"`},
-		{[]string{"token", "create", "--database", db}, 2, "give either --pool or --operator"},
-		{[]string{"token", "create", "--database", db, "--pool", "www.example.net", "--operator"}, 2, "give either --pool or --operator"},
+		{[]string{"token", "create", "--database", db}, 2, "give one of --pool, --operator or --api"},
+		{[]string{"token", "create", "--database", db, "--pool", "www.example.net", "--operator"}, 2, "give one of --pool, --operator or --api"},
+		{[]string{"token", "create", "--database", db, "--api"}, 2, "--scope goes with --api"},
+		{[]string{"token", "create", "--database", db, "--operator", "--scope", "read"}, 2, "--scope goes with --api"},
+		{[]string{"token", "create", "--database", db, "--api", "--scope", "write"}, 2, `unknown scope "write"`},
 		{[]string{"token", "create", "--database", db, "--pool", "nope.example.net"}, 1, "unknown pool"},
 		{[]string{"token", "create", "--database", db, "--operator", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"token", "revoke", "--database", db}, 2, "Usage: meridianctl token revoke ID"},
@@ -76,7 +88,7 @@ func TestToken(t *testing.T) {
 			t.Errorf("meridianctl %s: exit %d, stdout %q, stderr %q; want %d with %q", strings.Join(e.args, " "), code, stdout, stderr, e.code, e.msg)
 		}
 	}
-	if out := mustCtl(t, "token", "list", "--database", db); strings.Count(out, "\n") != 3 {
+	if out := mustCtl(t, "token", "list", "--database", db); strings.Count(out, "\n") != 4 {
 		t.Errorf("failed commands created tokens:\n%s", out)
 	}
 }
