@@ -23,7 +23,8 @@ const maxQuerySize = 4096
 // socketControl sets a socket's options before it binds. SO_REUSEPORT
 // lets several sockets, one per worker, share a UDP port; the kernel
 // spreads datagrams across them so workers never contend for one
-// socket's lock. A UDP socket on a wildcard address also asks for each
+// socket's lock. A UDP socket sends its IPv4 replies with DF
+// (dontFragment). A UDP socket on a wildcard address also asks for each
 // datagram's destination (enablePktinfo), so that its reply can leave
 // from it; an error here fails Listen, not a serving goroutine later.
 func socketControl(network, address string, c syscall.RawConn) error {
@@ -37,7 +38,13 @@ func socketControl(network, address string, c syscall.RawConn) error {
 	if serr != nil {
 		return serr
 	}
-	if strings.HasPrefix(network, "udp") && wildcard(address) {
+	if !strings.HasPrefix(network, "udp") {
+		return nil
+	}
+	if err := dontFragment(c); err != nil {
+		return err
+	}
+	if wildcard(address) {
 		return enablePktinfo(c, network == "udp6")
 	}
 	return nil

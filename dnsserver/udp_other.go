@@ -29,6 +29,10 @@ func newBatchConn(c *net.UDPConn, b *batch) (batchConn, error) {
 	return x, nil
 }
 
+// dontFragment does nothing here: replies are sent as the platform's
+// default has it.
+func dontFragment(syscall.RawConn) error { return nil }
+
 // enablePktinfo does nothing here: replies leave from the address the
 // kernel routes by.
 func enablePktinfo(syscall.RawConn, bool) error { return nil }
