@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -91,7 +92,9 @@ func (s *Server) Run(ctx context.Context) error {
 // secondaries; it notifies them of every zone of the first snapshot too,
 // as the server may have changed while it was down. It runs off the
 // query path, after the DNS server took snap; its cost is a comparison
-// of the old and new records of each changed zone.
+// of the old and new records of each changed zone; a snapshot that
+// zones.Patch made from the one before says which zones changed, and
+// the others are not looked at.
 func (s *Server) Publish(snap *zones.Snapshot) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
@@ -99,17 +102,36 @@ func (s *Server) Publish(snap *zones.Snapshot) {
 	prev, old := s.snap, s.zones
 	s.mu.Unlock()
 	next := make(map[string]*zoneState, len(old))
+	origins := snap.Zones()
+	if ch := snap.Change(); prev != nil && ch.From != 0 && ch.From == prev.Version {
+		// Only the zones the snapshot changed can have a new serial.
+		next = maps.Clone(old)
+		origins = nil
+		seen := map[string]bool{}
+		for _, refs := range [][]*zones.ZoneRef{ch.Removed, ch.Added} {
+			for _, r := range refs {
+				if !seen[r.Origin] {
+					seen[r.Origin] = true
+					origins = append(origins, r.Origin)
+				}
+			}
+		}
+	}
 	type change struct {
 		origin string
 		soa    *dns.SOA
 	}
 	var changed []change
-	for _, origin := range snap.Zones() {
+	for _, origin := range origins {
+		soa := snap.SOA(origin)
+		if soa == nil { // removed
+			delete(next, origin)
+			continue
+		}
 		covered, notified := s.acl.covers(origin), s.notifier.covers(origin)
 		if !covered && !notified {
 			continue
 		}
-		soa := snap.SOA(origin)
 		zs := old[origin]
 		switch {
 		case zs == nil:
