@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -88,7 +89,11 @@ func New(names []string, delay func(from, to string) time.Duration) (_ *WAN, err
 		return nil, errors.New("fleetsim: ip (iproute2) not found")
 	}
 	w := &WAN{stop: make(chan struct{})}
-	if w.lock, err = os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
+	lockFile := lockPath
+	if _, err := os.Stat(filepath.Dir(lockPath)); err != nil {
+		lockFile = filepath.Join(os.TempDir(), filepath.Base(lockPath))
+	}
+	if w.lock, err = os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
 		return nil, fmt.Errorf("fleetsim: %w", err)
 	}
 	// Another WAN may be running (scripts/fleet.sh beside make test):
@@ -97,7 +102,7 @@ func New(names []string, delay func(from, to string) time.Duration) (_ *WAN, err
 	for unix.Flock(int(w.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 		if time.Now().After(deadline) {
 			w.lock.Close()
-			return nil, errors.New("fleetsim: another fleet simulation holds " + lockPath + " for 10 minutes")
+			return nil, errors.New("fleetsim: another fleet simulation holds " + lockFile + " for 10 minutes")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
