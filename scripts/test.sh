@@ -8,7 +8,8 @@
 # with Knot DNS's), unbound and ldns-keygen (packages unbound and
 # ldnsutils: signed answers are validated by Unbound), Chromium (the
 # status page is tested in a headless browser), promtool (package prometheus: the alert rules in deploy/ are
-# unit-tested), lego and pebble (a real ACME DNS-01 issuance through
+# unit-tested), ip (package iproute2, as root: the fleet simulation's
+# network namespaces), lego and pebble (a real ACME DNS-01 issuance through
 # RFC 2136 updates) and, unless MERIDIAN_TEST_DATABASE_URL names a server for
 # the PostgreSQL tests, PostgreSQL's initdb (package postgresql) are
 # installed with apt-get when missing.
@@ -79,6 +80,10 @@ have_pebble() { command -v pebble >/dev/null 2>&1; }
 # The systemd units in deploy/ are checked with systemd-analyze verify.
 have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
 
+# The fleet simulation (internal/fleetsim) builds network namespaces with
+# ip (iproute2); it runs as root only, and skips otherwise.
+have_ip() { command -v ip >/dev/null 2>&1; }
+
 install_pkg have_dig bind9-dnsutils
 install_pkg have_knotd knot
 install_pkg have_lego lego
@@ -88,6 +93,9 @@ install_pkg have_ldns_keygen ldnsutils
 install_pkg have_chromium chromium
 install_pkg have_promtool prometheus
 install_pkg have_systemd_analyze systemd
+if [ "$(id -u)" -eq 0 ]; then
+	install_pkg have_ip iproute2
+fi
 if [ -z "${MERIDIAN_TEST_DATABASE_URL:-}" ]; then
 	install_pkg have_initdb postgresql
 fi

@@ -917,7 +917,7 @@ type report struct {
 
 type row struct {
 	phase  string
-	reads  []string // by server: the database it read
+	reads  []string          // by server: the database it read
 	lat    [][]time.Duration // by server
 	writes []time.Duration
 }
