@@ -508,7 +508,9 @@ func (f *fleet) measureRTTs(t *testing.T) map[[2]string]time.Duration {
 				best = min(best, rtt(t, f.w, from, addr))
 			}
 			want := delay(from, to) + delay(to, from)
-			if best < want || best > want+40*time.Millisecond {
+			// The upper bound leaves room for a loaded machine: the
+			// router is this (race-instrumented) process.
+			if best < want || best > want+60*time.Millisecond {
 				t.Errorf("%s -> %s: TCP handshake %v, want %v and a little more", from, to, best, want)
 			}
 			out[[2]string{from, to}] = best
