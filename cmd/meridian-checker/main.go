@@ -114,7 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // checker runs until ctx is done.
 func checker(ctx context.Context, o options, logger *slog.Logger) error {
-	pool, err := pgxpool.New(ctx, o.database)
+	pcfg, err := pgxpool.ParseConfig(o.database)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	postgres.ConfigureWriter(pcfg.ConnConfig)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
@@ -150,7 +155,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 			m.probed(t.Check.Type, r)
 			return r
 		}})
-	w := &writer{db: pool, id: o.id, logger: logger, metrics: m, pending: map[string]verdict{}}
+	w := &writer{db: pool, id: o.id, logger: logger, metrics: m, pending: map[string]verdict{}, timeout: o.heartbeat}
 	reload := make(chan struct{}, 1)
 	good := newLastGood(logger)
 	load := func() {
@@ -215,7 +220,10 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 				return
 			case <-t.C:
 			}
-			if expired, err := postgres.Heartbeat(ctx, pool, o.id, ttl); err != nil {
+			hctx, cancel := context.WithTimeout(ctx, o.heartbeat)
+			expired, err := postgres.Heartbeat(hctx, pool, o.id, ttl)
+			cancel()
+			if err != nil {
 				logger.Warn("Heartbeat failed", "err", err)
 				m.storeAnswered(false)
 			} else {
@@ -299,6 +307,10 @@ type writer struct {
 	metrics *checkerMetrics
 	mu      sync.Mutex // held across writes
 	pending map[string]verdict
+	// timeout bounds each write: one stuck on a cut-off network must
+	// not hold up the others and the heartbeat for longer (a failed write
+	// is retried with the next heartbeat).
+	timeout time.Duration
 }
 
 func (w *writer) record(ctx context.Context, key string, tr health.Transition) {
@@ -322,12 +334,18 @@ func (w *writer) record(ctx context.Context, key string, tr health.Transition) {
 
 // write writes v; the caller holds w.mu.
 func (w *writer) write(ctx context.Context, v verdict) error {
+	parent := ctx // its end is a shutdown, not a store that does not answer
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
 	state, changed, err := postgres.RecordVerdict(ctx, w.db, w.id, v.pool, v.addr, v.up, v.reason)
 	if err != nil {
 		if errors.Is(err, postgres.ErrUnknownEndpoint) || errors.Is(err, postgres.ErrUnknownPool) {
 			return nil // removed meanwhile: nothing to record
 		}
-		if ctx.Err() == nil {
+		if parent.Err() == nil {
 			w.metrics.storeAnswered(false)
 		}
 		return err

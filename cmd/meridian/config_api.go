@@ -119,7 +119,12 @@ func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger 
 	var b mgmtapi.Backend
 	done := func() {}
 	if dsn := cfg.Store.writeDatabase(); dsn != "" {
-		pool, err := pgxpool.New(ctx, dsn)
+		pcfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
+		}
+		postgres.ConfigureWriter(pcfg.ConnConfig)
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
 		}

@@ -101,6 +101,7 @@ func (f *flags) connect(ctx context.Context) (*pgx.Conn, error) {
 	}
 	// A tool waiting for minutes on an unreachable host helps nobody.
 	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 10*time.Second)
+	postgres.ConfigureWriter(cfg)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)

@@ -66,6 +66,7 @@ func NewUpdater(url string) (*Updater, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	ConfigureWriter(cfg)
 	return &Updater{cfg: cfg}, nil
 }
 
