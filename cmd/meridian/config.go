@@ -51,7 +51,7 @@ type config struct {
 	Update updateConfig `mapstructure:"update"`
 	// API is in config_api.go.
 	API apiConfig `mapstructure:"api"`
-	Log    logConfig    `mapstructure:"log"`
+	Log logConfig `mapstructure:"log"`
 
 	// file is the config file read, "" when there is none.
 	file string

@@ -40,7 +40,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // zoneStatuses reads every zone and checks it: the status of each, by
 // origin, in the words of status.
-func zoneStatuses(ctx context.Context, q postgres.Querier) (map[string]string, error) {
+func zoneStatuses(ctx context.Context, q postgres.Reader) (map[string]string, error) {
 	byID, err := postgres.ReadZones(ctx, q, nil)
 	if err != nil {
 		return nil, err

@@ -74,25 +74,16 @@ func sealContext(origin string, tag uint16) []byte {
 // readKeys gives the zones their keysets when ReadZones is asked to
 // (withKeys). A zone whose keys cannot all be opened and checked is marked
 // Invalid, with the reason; it keeps the rest of its data.
-func readKeys(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	o, ok := ctx.Value(keysKey{}).(*keyOpener)
-	if !ok {
-		return nil
-	}
-	cond, args := where("zone_id", ids)
-	rows, err := q.Query(ctx, "SELECT zone_id, tag, dnskey, private_sealed FROM dnssec_keys WHERE "+cond+" AND state = 'active' ORDER BY zone_id, tag", args...)
-	if err != nil {
-		return fmt.Errorf("postgres: read DNSSEC keys: %w", err)
-	}
+func scanKeys(rows pgx.Rows, o *keyOpener, out map[int64]*zones.Zone) error {
 	keys := map[int64][]*signing.Key{}
 	failed := map[int64]error{}
 	var zid int64
 	var tag int32
 	var dnskey string
 	var sealed []byte
-	_, err = pgx.ForEachRow(rows, []any{&zid, &tag, &dnskey, &sealed}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&zid, &tag, &dnskey, &sealed}, func() error {
 		z := out[zid]
-		if failed[zid] != nil {
+		if z == nil || failed[zid] != nil {
 			return nil
 		}
 		k, err := openKey(o.ring, z.Origin, uint16(tag), dnskey, sealed)
@@ -104,7 +95,7 @@ func readKeys(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: read DNSSEC keys: %w", err)
+		return err
 	}
 	for zid, err := range failed {
 		// The reloader logs the zone's transition to Invalid, with err.

@@ -40,46 +40,90 @@ func Source(origin string) string { return "postgres:" + origin }
 // marks that zone Invalid and is left out of it, so that one broken zone
 // does not stop every other zone from loading; zones.Rebuild then keeps
 // serving the zone's last good version. Database errors fail the read.
-func ReadZones(ctx context.Context, q Querier, ids []int64) (map[int64]*zones.Zone, error) {
-	all := ids == nil
-	var rows pgx.Rows
-	var err error
+func ReadZones(ctx context.Context, q Reader, ids []int64) (map[int64]*zones.Zone, error) {
+	// Every query goes in one batch, one round trip: a server reading a
+	// standby in another region pays the distance once per load, not
+	// once per table.
+	b := &pgx.Batch{}
+	sel := ids
 	if ids == nil {
-		rows, err = q.Query(ctx, "SELECT id, origin FROM zones ORDER BY origin")
+		b.Queue("SELECT id, origin FROM zones ORDER BY origin")
 	} else {
-		rows, err = q.Query(ctx, "SELECT id, origin FROM zones WHERE id = ANY($1) ORDER BY origin", ids)
+		b.Queue("SELECT id, origin FROM zones WHERE id = ANY($1) ORDER BY origin", ids)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read zones: %w", err)
+	// A whole load selects every row: no array of 100,000 ids for the
+	// server to search (seconds).
+	cond, args := where("zone_id", sel)
+	b.Queue("SELECT zone_id, name, type, ttl, rdata FROM records WHERE "+cond+" ORDER BY id", args...)
+	b.Queue("SELECT zone_id, name, lat, lon, country, continent FROM datacenters WHERE "+cond+" ORDER BY id", args...)
+	b.Queue(`SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
+		quorum, health_check, shed_load FROM pools WHERE `+cond+` ORDER BY id`, args...)
+	econd, eargs := where("p.zone_id", sel)
+	// By pool, so that each pool's endpoints come together: they fill one
+	// slab, cut per pool, instead of growing a slice per pool.
+	b.Queue(`SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check,
+		a.endpoint_id IS NOT NULL, a.load, a.weight_percent, h.up_since
+		FROM endpoints e JOIN pools p ON p.id = e.pool_id
+		LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now() LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
+		WHERE `+econd+` ORDER BY e.pool_id, e.id`, eargs...)
+	keys, withKeys := ctx.Value(keysKey{}).(*keyOpener)
+	if withKeys {
+		b.Queue("SELECT zone_id, tag, dnskey, private_sealed FROM dnssec_keys WHERE "+cond+" AND state = 'active' ORDER BY zone_id, tag", args...)
 	}
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+
 	out := map[int64]*zones.Zone{}
-	ids = ids[:0:0]
-	for rows.Next() {
-		var id int64
-		var origin string
-		if err := rows.Scan(&id, &origin); err != nil {
-			return nil, fmt.Errorf("postgres: read zones: %w", err)
-		}
-		out[id] = &zones.Zone{Origin: origin, Source: Source(origin)}
-		ids = append(ids, id)
+	var pools map[int64]poolLoc
+	type step struct {
+		what string
+		scan func(pgx.Rows) error
 	}
-	if err := rows.Err(); err != nil {
+	steps := []step{
+		{"zones", func(r pgx.Rows) error { return scanZones(r, out) }},
+		{"records", func(r pgx.Rows) error { return scanRecords(r, out) }},
+		{"datacenters", func(r pgx.Rows) error { return scanDatacenters(r, out) }},
+		{"pools", func(r pgx.Rows) (err error) { pools, err = scanPools(r, out); return err }},
+		{"endpoints", func(r pgx.Rows) error { return scanEndpoints(r, out, pools) }},
+	}
+	if withKeys {
+		steps = append(steps, step{"DNSSEC keys", func(r pgx.Rows) error { return scanKeys(r, keys, out) }})
+	}
+	for _, st := range steps {
+		rows, err := br.Query()
+		if err == nil {
+			err = st.scan(rows)
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("postgres: read %s: %w", st.what, err)
+		}
+	}
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("postgres: read zones: %w", err)
-	}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	if all {
-		// Every row of every table: no array of ids for the server to
-		// search (100,000 pools: seconds).
-		ids = nil
-	}
-	for _, read := range []func(context.Context, Querier, []int64, map[int64]*zones.Zone) error{readRecords, readDatacenters, readPools, readKeys} {
-		if err := read(ctx, q, ids, out); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
+}
+
+// Reader is what ReadZones reads from: a transaction, a connection or a
+// pool.
+type Reader interface {
+	Querier
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// scanZones reads the zones' ids and origins into out.
+func scanZones(rows pgx.Rows, out map[int64]*zones.Zone) error {
+	var id int64
+	var origin string
+	_, err := pgx.ForEachRow(rows, []any{&id, &origin}, func() error {
+		out[id] = &zones.Zone{Origin: origin, Source: Source(origin)}
+		return nil
+	})
+	return err
 }
 
 // where returns the condition selecting the rows whose col is one of ids,
@@ -99,32 +143,24 @@ func invalidate(z *zones.Zone, err error) {
 	}
 }
 
-func readRecords(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	cond, args := where("zone_id", ids)
-	rows, err := q.Query(ctx, "SELECT zone_id, name, type, ttl, rdata FROM records WHERE "+cond+" ORDER BY id", args...)
-	if err != nil {
-		return fmt.Errorf("postgres: read records: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var zid int64
-		var name, typ, rdata string
-		var ttl int64
-		if err := rows.Scan(&zid, &name, &typ, &ttl, &rdata); err != nil {
-			return fmt.Errorf("postgres: read records: %w", err)
-		}
+// scanRecords reads the static records of the zones of out.
+func scanRecords(rows pgx.Rows, out map[int64]*zones.Zone) error {
+	var zid, ttl int64
+	var name, typ, rdata string
+	_, err := pgx.ForEachRow(rows, []any{&zid, &name, &typ, &ttl, &rdata}, func() error {
 		z := out[zid]
+		if z == nil {
+			return nil
+		}
 		rr, err := ParseRR(name, uint32(ttl), typ, rdata)
 		if err != nil {
 			invalidate(z, fmt.Errorf("postgres: zone %s: %w", z.Origin, err))
-			continue
+			return nil
 		}
 		z.Records = append(z.Records, zones.Record{RR: rr})
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: read records: %w", err)
-	}
-	return nil
+		return nil
+	})
+	return err
 }
 
 // ParseRR builds a record from its stored columns.
@@ -145,40 +181,29 @@ func RData(rr dns.RR) string {
 	return s[len(rr.Header().String()):]
 }
 
-func readDatacenters(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	cond, args := where("zone_id", ids)
-	rows, err := q.Query(ctx, "SELECT zone_id, name, lat, lon, country, continent FROM datacenters WHERE "+cond+" ORDER BY id", args...)
-	if err != nil {
-		return fmt.Errorf("postgres: read datacenters: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var zid int64
-		var dc zones.Datacenter
-		if err := rows.Scan(&zid, &dc.Name, &dc.Lat, &dc.Lon, &dc.Country, &dc.Continent); err != nil {
-			return fmt.Errorf("postgres: read datacenters: %w", err)
+// scanDatacenters reads the datacenters of the zones of out.
+func scanDatacenters(rows pgx.Rows, out map[int64]*zones.Zone) error {
+	var zid int64
+	var dc zones.Datacenter
+	_, err := pgx.ForEachRow(rows, []any{&zid, &dc.Name, &dc.Lat, &dc.Lon, &dc.Country, &dc.Continent}, func() error {
+		if z := out[zid]; z != nil {
+			z.Datacenters = append(z.Datacenters, dc)
 		}
-		out[zid].Datacenters = append(out[zid].Datacenters, dc)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: read datacenters: %w", err)
-	}
-	return nil
+		return nil
+	})
+	return err
 }
 
-func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones.Zone) error {
-	cond, args := where("zone_id", ids)
-	rows, err := q.Query(ctx, `SELECT id, zone_id, name, ttl, max_answers, geo, sticky, spill, unknown_is_up, when_all_down, bias, rules,
-		quorum, health_check, shed_load FROM pools WHERE `+cond+` ORDER BY id`, args...)
-	if err != nil {
-		return fmt.Errorf("postgres: read pools: %w", err)
-	}
-	type loc struct {
-		zone  int64
-		index int
-	}
-	byID := map[int64]loc{}
-	var poolIDs []int64
+// poolLoc is where a pool read is: its zone's id and its index there.
+type poolLoc struct {
+	zone  int64
+	index int
+}
+
+// scanPools reads the pools of the zones of out, without endpoints, and
+// returns where each is, by id.
+func scanPools(rows pgx.Rows, out map[int64]*zones.Zone) (map[int64]poolLoc, error) {
+	byID := map[int64]poolLoc{}
 	for rows.Next() {
 		var id, zid int64
 		var name, geo, allDown string
@@ -191,10 +216,12 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		var quorum string
 		var shed float32
 		if err := rows.Scan(&id, &zid, &name, &ttl, &maxAnswers, &geo, &sticky, &spill, &unknownUp, &allDown, &bias, &rules, &quorum, &check, &shed); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: read pools: %w", err)
+			return nil, err
 		}
 		z := out[zid]
+		if z == nil {
+			continue
+		}
 		p, err := readPool(z, name, geo, allDown, bias, rules, check)
 		if err != nil {
 			invalidate(z, fmt.Errorf("postgres: zone %s pool %s: %w", z.Origin, name, err))
@@ -202,31 +229,14 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		}
 		p.TTL, p.MaxAnswers, p.Sticky, p.Spill, p.UnknownIsUp = uint32(ttl), int(maxAnswers), sticky, int(spill), unknownUp
 		p.Quorum, p.ShedLoad = quorum, float64(shed)
-		byID[id] = loc{zid, len(z.Pools)}
-		poolIDs = append(poolIDs, id)
+		byID[id] = poolLoc{zid, len(z.Pools)}
 		z.Pools = append(z.Pools, p)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: read pools: %w", err)
-	}
-	if len(poolIDs) == 0 {
-		return nil
-	}
-	cond, args = where("e.pool_id", poolIDs)
-	if ids == nil {
-		cond, args = where("", nil)
-	}
-	// By pool, so that each pool's endpoints come together: they fill one
-	// slab, cut per pool, instead of growing a slice per pool.
-	rows, err = q.Query(ctx, `SELECT e.pool_id, e.address, e.datacenter, e.weight, e.admin_state, coalesce(h.state, 'unknown'), e.health_check,
-		a.endpoint_id IS NOT NULL, a.load, a.weight_percent, h.up_since
-		FROM endpoints e LEFT JOIN agent_reports a ON a.endpoint_id = e.id AND a.expires_at > now() LEFT JOIN endpoint_health h ON h.endpoint_id = e.id
-		WHERE `+cond+` ORDER BY e.pool_id, e.id`, args...)
-	if err != nil {
-		return fmt.Errorf("postgres: read endpoints: %w", err)
-	}
-	defer rows.Close()
+	return byID, rows.Err()
+}
+
+// scanEndpoints reads the endpoints of the pools byID locates in out.
+func scanEndpoints(rows pgx.Rows, out map[int64]*zones.Zone, byID map[int64]poolLoc) error {
 	var (
 		pid           int64
 		addr          netip.Addr
@@ -255,7 +265,7 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 	for rows.Next() {
 		check, load, pct, upSince = nil, nil, nil, nil
 		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("postgres: read endpoints: %w", err)
+			return err
 		}
 		l, ok := byID[pid]
 		if !ok {
@@ -308,10 +318,7 @@ func readPools(ctx context.Context, q Querier, ids []int64, out map[int64]*zones
 		slab = append(slab, e)
 	}
 	done()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: read endpoints: %w", err)
-	}
-	return nil
+	return rows.Err()
 }
 
 // readPool makes a pool of its stored columns that can be wrong: modes,
