@@ -62,6 +62,11 @@ type Tap func(query, reply []byte, client, server netip.AddrPort, tcp bool)
 // Without a tap the query path pays one nil check.
 func (s *Server) SetTap(t Tap) { s.tap = t }
 
+// startProcs is GOMAXPROCS as the process started, before Serve raised
+// it (spareP): the default number of UDP workers, so that every server
+// made in one process gets the same default instead of one more each.
+var startProcs = runtime.GOMAXPROCS(0)
+
 // New returns a Server for cfg. It does not open sockets; see Listen.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -71,7 +76,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.UDPWorkers == 0 {
-		cfg.UDPWorkers = runtime.GOMAXPROCS(0)
+		cfg.UDPWorkers = startProcs
 	}
 	if cfg.SignatureCache == 0 {
 		cfg.SignatureCache = DefaultSignatureCache
