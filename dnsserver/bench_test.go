@@ -57,6 +57,7 @@ func runBench(b *testing.B, s *Server, cases []benchCase) {
 		}
 		b.Run(bc.name, func(b *testing.B) {
 			var q query
+			q.geo = new(geoCache) // as a UDP loop has
 			out := make([]byte, 0, advertisedUDPSize)
 			b.ReportAllocs()
 			for b.Loop() {

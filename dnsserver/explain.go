@@ -108,7 +108,7 @@ func (s *Server) Explain(name string, qtype uint16, clientNet netip.Prefix) (*Ex
 	c := client{addr: clientNet.Addr(), bits: clientNet.Bits()}
 	var ch choice
 	rng := uint64(1)
-	st.choose(a.Pool, a.PoolFamily, c, &rng, new(orderBuf), explainTracer{e}, &ch)
+	st.choose(a.Pool, a.PoolFamily, c, &rng, new(orderBuf), nil, explainTracer{e}, &ch)
 	e.Pool, e.Scope, e.FailOpen = ch.pool.Name, min(ch.scope, c.bits), ch.failOpen
 	in := map[netip.Addr]bool{}
 	for _, ep := range ch.eps[:ch.n] {

@@ -14,6 +14,7 @@ import (
 type state struct {
 	snap   *zones.Snapshot
 	db     *geo.DB
+	geoID  uint64             // names db for the loops' GeoIP caches (geoCache); 0: none
 	tables slots[*orderTable] // by pool Index; nil for pools that need none
 
 	zoneStats slots[*zoneStats] // by ZoneRef.Slot
@@ -40,6 +41,13 @@ type orderTable struct {
 // are looked at. Pools keep their Index while their zone is served.
 func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 	st := &state{snap: snap, db: db}
+	if db != nil {
+		if prev != nil && prev.db == db {
+			st.geoID = prev.geoID
+		} else {
+			st.geoID = geoIDs.Add(1)
+		}
+	}
 	if snap == nil || db == nil {
 		return st
 	}

@@ -62,10 +62,10 @@ type tracer interface {
 
 // choose selects the endpoints of family fam of pool p for client c.
 // rng is the worker's random state. It allocates nothing.
-func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, buf *orderBuf, tr tracer, ch *choice) {
+func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, buf *orderBuf, gc *geoCache, tr tracer, ch *choice) {
 	ch.n, ch.scope, ch.pool, ch.failOpen, ch.first = 0, 0, p, false, -1
 	for hop := 0; ; hop++ {
-		order := st.order(p, c, buf[:len(p.DCs)], &ch.scope, tr)
+		order := st.order(p, c, buf[:len(p.DCs)], gc, &ch.scope, tr)
 		fs := &p.Family[fam]
 		key := uint64(0)
 		if p.Sticky && c.addr.IsValid() {
@@ -104,7 +104,7 @@ func (st *state) choose(p *zones.CompiledPool, fam int, c client, rng *uint64, b
 
 // order returns p's datacenters for c, preferred first, and raises scope
 // to the longest network the decision depended on.
-func (st *state) order(p *zones.CompiledPool, c client, order []uint8, scope *int, tr tracer) []uint8 {
+func (st *state) order(p *zones.CompiledPool, c client, order []uint8, gc *geoCache, scope *int, tr tracer) []uint8 {
 	for i := range order {
 		order[i] = uint8(i)
 	}
@@ -120,7 +120,7 @@ func (st *state) order(p *zones.CompiledPool, c client, order []uint8, scope *in
 		t = st.tables.at(p.Index)
 	}
 	if t != nil && c.addr.IsValid() {
-		idx, network := st.db.Lookup(c.addr)
+		idx, network := gc.lookup(st, c.addr)
 		*scope = max(*scope, network.Bits())
 		if tr != nil {
 			var loc geo.Location

@@ -415,7 +415,7 @@ func TestPoolWeights(t *testing.T) {
 	const n = 20000
 	for i := 0; i < n; i++ {
 		var ch choice
-		st.choose(cp, 0, client{}, &rng, new(orderBuf), nil, &ch)
+		st.choose(cp, 0, client{}, &rng, new(orderBuf), nil, nil, &ch)
 		counts[ch.eps[0].Addr.String()]++
 	}
 	if share := float64(counts["192.0.2.1"]) / n; share < 0.72 || share > 0.78 {
@@ -427,7 +427,7 @@ func TestPoolWeights(t *testing.T) {
 	// With room for all three, the backup comes last.
 	cp.MaxAnswers = 3
 	var ch choice
-	st.choose(cp, 0, client{}, &rng, new(orderBuf), nil, &ch)
+	st.choose(cp, 0, client{}, &rng, new(orderBuf), nil, nil, &ch)
 	if ch.n != 3 || ch.eps[2].Addr.String() != "192.0.2.3" {
 		t.Errorf("answer %v, want the zero-weight endpoint last", ch.eps[:ch.n])
 	}
@@ -448,7 +448,7 @@ func TestPoolSpillProportionalToWeight(t *testing.T) {
 	const n = 10000
 	for i := 0; i < n; i++ {
 		var ch choice
-		st.choose(cp, 0, c, &rng, new(orderBuf), nil, &ch)
+		st.choose(cp, 0, c, &rng, new(orderBuf), nil, nil, &ch)
 		counts[dcOf(ch.eps[0].Addr.String())]++
 	}
 	// Spill 2: eu-west (600) and the next nearest, us-east (200).
@@ -469,7 +469,7 @@ func TestPoolSticky(t *testing.T) {
 	first := func(st *state, cp *zones.CompiledPool, subnet int) netip.Addr {
 		var ch choice
 		rng := uint64(subnet + 1) // different random state each time: must not matter
-		st.choose(cp, 0, client{addr: netip.AddrFrom4([4]byte{10, byte(subnet >> 8), byte(subnet), 0}), bits: 24}, &rng, new(orderBuf), nil, &ch)
+		st.choose(cp, 0, client{addr: netip.AddrFrom4([4]byte{10, byte(subnet >> 8), byte(subnet), 0}), bits: 24}, &rng, new(orderBuf), nil, nil, &ch)
 		if ch.scope != 24 {
 			t.Fatalf("sticky scope %d, want 24", ch.scope)
 		}

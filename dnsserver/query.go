@@ -62,9 +62,12 @@ type query struct {
 	// local is the address the query came in on, for dnstap.
 	local netip.AddrPort
 
-	start  int64    // when the query arrived, monotonic (nanotime)
-	rng    uint64   // the worker's random state, for weighted choices
-	order  orderBuf // scratch for pool selection
+	start int64    // when the query arrived, monotonic (nanotime)
+	rng   uint64   // the worker's random state, for weighted choices
+	order orderBuf // scratch for pool selection
+	// geo remembers the loop's recent GeoIP lookups; nil (TCP, explain)
+	// looks every address up.
+	geo    *geoCache
 	lbuf   [255]byte
 	kbuf   [8 + 255 + 6 + 16*maxPoolAnswers]byte // a signature cache key
 	sorted [maxPoolAnswers]netip.Addr            // a pool choice, sorted for its signature

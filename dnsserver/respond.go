@@ -251,7 +251,7 @@ func (s *Server) appendOPT(out []byte, q *query, rcode int) []byte {
 func (s *Server) poolReply(st *state, q *query, out []byte, a *zones.Answer, limit int, src netip.Addr) []byte {
 	var ch choice
 	c := q.client(src)
-	st.choose(a.Pool, a.PoolFamily, c, &q.rng, &q.order, nil, &ch)
+	st.choose(a.Pool, a.PoolFamily, c, &q.rng, &q.order, q.geo, nil, &ch)
 	st.recordPool(a.Pool, &ch)
 	signed := q.do && a.DO != nil
 	if ch.n == 0 {

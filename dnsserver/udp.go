@@ -137,6 +137,7 @@ func (s *Server) serveUDP(l *udpLoop) {
 	var q query
 	q.rng = uint64(time.Now().UnixNano())
 	q.local = local
+	q.geo = new(geoCache)
 	for {
 		n, err := bc.read(b)
 		if err != nil {
