@@ -155,7 +155,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 			m.probed(t.Check.Type, r)
 			return r
 		}})
-	w := &writer{db: pool, id: o.id, logger: logger, metrics: m, pending: map[string]verdict{}, timeout: o.heartbeat}
+	w := &writer{db: pool, id: o.id, logger: logger, metrics: m, pending: map[string]verdict{}, timeout: ttl}
 	reload := make(chan struct{}, 1)
 	good := newLastGood(logger)
 	load := func() {
@@ -220,7 +220,7 @@ func checker(ctx context.Context, o options, logger *slog.Logger) error {
 				return
 			case <-t.C:
 			}
-			hctx, cancel := context.WithTimeout(ctx, o.heartbeat)
+			hctx, cancel := context.WithTimeout(ctx, ttl)
 			expired, err := postgres.Heartbeat(hctx, pool, o.id, ttl)
 			cancel()
 			if err != nil {
@@ -308,8 +308,10 @@ type writer struct {
 	mu      sync.Mutex // held across writes
 	pending map[string]verdict
 	// timeout bounds each write: one stuck on a cut-off network must
-	// not hold up the others and the heartbeat for longer (a failed write
-	// is retried with the next heartbeat).
+	// not hold up the others and the heartbeat for longer than the
+	// checker's ttl, after which its verdicts stop counting anyway (a
+	// failed write is retried with the next heartbeat). A write from far
+	// away is about ten round trips, and may wait for the version row.
 	timeout time.Duration
 }
 
