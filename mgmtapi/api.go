@@ -59,11 +59,12 @@ type API struct {
 	timeout time.Duration
 	limit   *limiter
 	mux     *http.ServeMux
+	metrics *apiMetrics
 }
 
 // New returns the API over o.Backend.
 func New(o Options) *API {
-	a := &API{b: o.Backend, log: o.Logger, maxBody: o.MaxBody, timeout: o.Timeout, mux: http.NewServeMux()}
+	a := &API{b: o.Backend, log: o.Logger, maxBody: o.MaxBody, timeout: o.Timeout, mux: http.NewServeMux(), metrics: newAPIMetrics()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -130,7 +131,11 @@ func (a *API) routes() {
 func (a *API) handle(pattern string, h handler) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.ops = append(a.ops, method+" "+Prefix+path)
-	a.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+	operation := method + " " + Prefix + path
+	a.mux.HandleFunc(operation, func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w := &statusWriter{ResponseWriter: rw}
+		defer func() { a.metrics.observe(operation, w.code, time.Since(start)) }()
 		client := clientAddr(r)
 		if ok, retry := a.limit.allow("addr:" + client); !ok {
 			writeProblem(w, tooMany(retry))

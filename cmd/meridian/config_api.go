@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/meridiandns/meridian/internal/cli"
@@ -114,39 +115,39 @@ func fileTokens(ts []apiToken) ([][]byte, error) {
 }
 
 // managementAPI listens for the management API and returns the actor
-// serving it, and a function that frees what it holds.
-func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger *slog.Logger) (func(context.Context) error, func(), error) {
+// serving it, a function that frees what it holds, and the API's metrics.
+func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger *slog.Logger) (func(context.Context) error, func(), prometheus.Collector, error) {
 	var b mgmtapi.Backend
 	done := func() {}
 	if dsn := cfg.Store.writeDatabase(); dsn != "" {
 		pcfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
-			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
+			return nil, nil, nil, fmt.Errorf("api: store.write_database: %w", err)
 		}
 		postgres.ConfigureWriter(pcfg.ConnConfig)
 		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
+			return nil, nil, nil, fmt.Errorf("api: store.write_database: %w", err)
 		}
 		var standby bool
 		if err := pool.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
 			pool.Close()
-			return nil, nil, fmt.Errorf("api: store.write_database: %w", err)
+			return nil, nil, nil, fmt.Errorf("api: store.write_database: %w", err)
 		}
 		if standby {
 			pool.Close()
-			return nil, nil, errors.New("api: the database written to is a standby, which takes no writes: set store.write_database to the primary")
+			return nil, nil, nil, errors.New("api: the database written to is a standby, which takes no writes: set store.write_database to the primary")
 		}
 		pb, err := pgbackend.New(ctx, pool)
 		if err != nil {
 			pool.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		b, done = pb, pool.Close
 	} else {
 		fb, err := newFileAPI(cfg.API.Tokens, files, logger)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		b = fb
 	}
@@ -154,7 +155,7 @@ func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger 
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		done()
-		return nil, nil, fmt.Errorf("api.listen: %w", err)
+		return nil, nil, nil, fmt.Errorf("api.listen: %w", err)
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
@@ -165,13 +166,13 @@ func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger 
 		if err != nil {
 			ln.Close()
 			done()
-			return nil, nil, fmt.Errorf("api: %w", err)
+			return nil, nil, nil, fmt.Errorf("api: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln, scheme = tls.NewListener(ln, srv.TLSConfig), "https"
 	}
 	logger.Info("Management API listening", "url", scheme+"://"+ln.Addr().String()+mgmtapi.Prefix)
-	return func(ctx context.Context) error { return httpserve.Serve(ctx, srv, ln) }, done, nil
+	return func(ctx context.Context) error { return httpserve.Serve(ctx, srv, ln) }, done, api, nil
 }
 
 func cmpOr(a, b string) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meridiandns/meridian/dnsserver"
 	"github.com/meridiandns/meridian/internal/dnstaplog"
+	"github.com/meridiandns/meridian/mgmtapi"
 	"github.com/meridiandns/meridian/secondary"
 	"github.com/meridiandns/meridian/store"
 	"github.com/meridiandns/meridian/transfer"
@@ -164,6 +165,7 @@ func TestOptionalMetricsDocumented(t *testing.T) {
 		{"Zone transfers", xfr},
 		{"Secondary zones", sec},
 		{"Dynamic updates", upd},
+		{"Management API", mgmtapi.New(mgmtapi.Options{})},
 	} {
 		t.Run(tc.section, func(t *testing.T) {
 			compareDoc(t, docMetrics(t, tc.section), describedMetrics(t, tc.c))

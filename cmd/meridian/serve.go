@@ -24,6 +24,7 @@ import (
 	"github.com/meridiandns/meridian/transfer"
 	"github.com/meridiandns/meridian/update"
 	"github.com/meridiandns/meridian/zones"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // serveCmd implements "meridian serve": it serves the configured zones
@@ -148,13 +149,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 		srv.SetUpdater(upd)
 	}
 	apiActor := actor{"management API", idle}
+	var apiMetrics prometheus.Collector
 	if cfg.API.Listen != "" {
-		run, free, err := managementAPI(ctx, cfg, writeFiles, logger)
+		run, free, m, err := managementAPI(ctx, cfg, writeFiles, logger)
 		if err != nil {
 			return err
 		}
 		defer free()
-		apiActor.run = run
+		apiActor.run, apiMetrics = run, m
 	}
 	r := newReloader(st, pub, logger)
 	tapActor := actor{"dnstap", idle}
@@ -184,6 +186,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, sigs <-chan os
 	}
 	if upd != nil {
 		o.reg.MustRegister(upd)
+	}
+	if apiMetrics != nil {
+		o.reg.MustRegister(apiMetrics)
 	}
 	if cfg.HTTP.Listen != "" {
 		// Served from the start, so that /readyz says "loading" during a

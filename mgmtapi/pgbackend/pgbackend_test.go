@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridiandns/meridian/mgmtapi"
 	"github.com/meridiandns/meridian/mgmtapi/pgbackend"
@@ -26,6 +27,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // token per scope.
 type fixture struct {
 	t      *testing.T
+	api    *mgmtapi.API
 	db     *pgxpool.Pool
 	url    string
 	tokens map[string]string // by scope
@@ -48,9 +50,10 @@ func newFixture(t *testing.T, opts mgmtapi.Options) *fixture {
 		t.Fatal(err)
 	}
 	opts.Backend = b
-	srv := httptest.NewServer(mgmtapi.New(opts))
+	api := mgmtapi.New(opts)
+	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	f := &fixture{t: t, db: db, url: srv.URL + mgmtapi.Prefix, tokens: map[string]string{}}
+	f := &fixture{t: t, api: api, db: db, url: srv.URL + mgmtapi.Prefix, tokens: map[string]string{}}
 	for _, scope := range []string{"admin", "read", "zone:example.com.", "zone:other.example."} {
 		tok, _, err := postgres.CreateAPIToken(ctx, db, strings.TrimSuffix(strings.ReplaceAll(scope, ":", "-"), "."), []string{scope})
 		if err != nil {
@@ -323,6 +326,31 @@ func TestConcurrentWriters(t *testing.T) {
 	got := f.want(f.do("GET", "/zones/example.com./rrsets/www/A", "admin", ""), 200, "get")
 	if n := strings.Count(got.raw, "192.0.2.1"); n != 1 {
 		t.Errorf("after the race: %s", got.raw)
+	}
+	// The race is in the metrics: one 200 and five 412 for the operation.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(f.api)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "meridian_api_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["operation"] == "PUT /api/v1/zones/{zone}/rrsets/{name}/{type}" {
+				counts[labels["code"]] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counts["200"] != 1 || counts["412"] != writers-1 {
+		t.Errorf("meridian_api_requests_total of the PUTs: %v", counts)
 	}
 }
 
