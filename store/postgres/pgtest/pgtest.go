@@ -198,19 +198,7 @@ type Cluster struct {
 // that t can stop and start it to test outages. It is removed when t ends.
 func OwnCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c, err := newCluster(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pgtest: last lines of the server log %s:\n%s", c.logPath, c.logTail(40))
-		}
-		if err := c.destroy(); err != nil {
-			t.Error(err)
-		}
-	})
-	return c
+	return OwnClusterWith(t, Options{})
 }
 
 // URL returns the URL of the cluster's postgres database, as superuser
@@ -319,18 +307,23 @@ log_checkpoints = off
 		return nil, err
 	}
 
-	// The free port is only known to be free when it is picked, so retry
-	// when another process grabbed it before the server bound it.
+	if err := c.startOnFreePort(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// startOnFreePort starts the server on a port picked free. The port is
+// only known to be free when it is picked, so it retries when another
+// process grabbed it before the server bound it.
+func (c *Cluster) startOnFreePort() (err error) {
 	for attempt := 1; ; attempt++ {
 		if c.port, err = c.pickPort(); err != nil {
-			return nil, err
+			return err
 		}
 		err = c.start()
-		if err == nil {
-			return c, nil
-		}
-		if attempt == 3 || !strings.Contains(c.logTail(10), "could not bind") {
-			return nil, err
+		if err == nil || attempt == 3 || !strings.Contains(c.logTail(10), "could not bind") {
+			return err
 		}
 	}
 }

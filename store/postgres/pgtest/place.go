@@ -33,12 +33,19 @@ type Options struct {
 func OwnClusterWith(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c, err := newClusterOpts(true, opts)
+	return owned(t, c, err, "server")
+}
+
+// owned fails t on err, else removes c when t ends, after showing the end
+// of its log (that of the what) if t failed.
+func owned(t testing.TB, c *Cluster, err error, what string) *Cluster {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("pgtest: last lines of the server log %s:\n%s", c.logPath, c.logTail(40))
+			t.Logf("pgtest: last lines of the %s's log %s:\n%s", what, c.logPath, c.logTail(40))
 		}
 		if err := c.destroy(); err != nil {
 			t.Error(err)
@@ -55,18 +62,7 @@ func OwnClusterWith(t testing.TB, opts Options) *Cluster {
 func (c *Cluster) StandbyWith(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	s, err := newStandbyOpts(c, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pgtest: last lines of the standby's log %s:\n%s", s.logPath, s.logTail(40))
-		}
-		if err := s.destroy(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return owned(t, s, err, "standby")
 }
 
 // Host returns the address the cluster listens on.

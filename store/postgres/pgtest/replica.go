@@ -17,9 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/meridiandns/meridian/store/postgres"
-	"github.com/meridiandns/meridian/zones"
 )
 
 // Pair is a throwaway primary and a hot standby that streams from it
@@ -37,30 +34,13 @@ type Pair struct {
 func OwnPair(t testing.TB) *Pair {
 	t.Helper()
 	p := &Pair{Primary: OwnCluster(t)}
-	s, err := newStandby(p.Primary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pgtest: last lines of the standby's log %s:\n%s", s.logPath, s.logTail(40))
-		}
-		if err := s.destroy(); err != nil {
-			t.Error(err)
-		}
-	})
-	p.Standby = s
+	p.Standby = p.Primary.StandbyWith(t, Options{})
 	return p
 }
 
-// newStandby copies primary with pg_basebackup (-R writes primary_conninfo
+// newStandbyOpts copies primary with pg_basebackup (-R writes primary_conninfo
 // and standby.signal, -X stream brings the WAL of the copy along) and
 // starts the copy as a hot standby on a port of its own.
-func newStandby(primary *Cluster) (*Cluster, error) {
-	return newStandbyOpts(primary, Options{})
-}
-
-// newStandbyOpts is newStandby placed by opts.
 func newStandbyOpts(primary *Cluster, opts Options) (_ *Cluster, err error) {
 	basebackup, err := findTool(primary.pgCtl, "pg_basebackup")
 	if err != nil {
@@ -110,18 +90,10 @@ listen_addresses = '%s'
 	if err := c.trustAddress(); err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		if c.port, err = c.pickPort(); err != nil {
-			return nil, err
-		}
-		err = c.start()
-		if err == nil {
-			return c, nil
-		}
-		if attempt == 3 || !strings.Contains(c.logTail(10), "could not bind") {
-			return nil, err
-		}
+	if err := c.startOnFreePort(); err != nil {
+		return nil, err
 	}
+	return c, nil
 }
 
 // findTool finds a PostgreSQL program of the installation pgCtl belongs
@@ -179,28 +151,7 @@ func (p *Pair) DB(t testing.TB) (primaryURL, standbyURL string) {
 func (p *Pair) Store(t testing.TB, zoneYAML ...string) (primaryURL, standbyURL string, db *pgxpool.Pool) {
 	t.Helper()
 	primaryURL, standbyURL = p.DB(t)
-	ctx := context.Background()
-	if _, _, err := postgres.Migrate(ctx, primaryURL); err != nil {
-		t.Fatalf("pgtest: migrate: %v", err)
-	}
-	db, err := pgxpool.New(ctx, primaryURL)
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	t.Cleanup(db.Close)
-	var zs []*zones.Zone
-	for _, y := range zoneYAML {
-		z, err := zones.Parse([]byte(y), "test.yaml")
-		if err != nil {
-			t.Fatalf("pgtest: zone: %v", err)
-		}
-		zs = append(zs, z)
-	}
-	if len(zs) > 0 {
-		if _, err := postgres.Apply(ctx, db, zs, postgres.ApplyOptions{}); err != nil {
-			t.Fatalf("pgtest: apply: %v", err)
-		}
-	}
+	db = fill(t, primaryURL, zoneYAML)
 	p.WaitReplayed(t)
 	return primaryURL, standbyURL, db
 }

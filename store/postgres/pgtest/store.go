@@ -15,8 +15,15 @@ import (
 // closed when the test ends.
 func Store(t testing.TB, zoneYAML ...string) (string, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
 	url := NewDB(t)
+	return url, fill(t, url, zoneYAML)
+}
+
+// fill migrates the database at url, applies the zones (YAML) to it and
+// returns a pool on it, closed when t ends.
+func fill(t testing.TB, url string, zoneYAML []string) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
 	if _, _, err := postgres.Migrate(ctx, url); err != nil {
 		t.Fatalf("pgtest: migrate: %v", err)
 	}
@@ -38,5 +45,5 @@ func Store(t testing.TB, zoneYAML ...string) (string, *pgxpool.Pool) {
 			t.Fatalf("pgtest: apply: %v", err)
 		}
 	}
-	return url, db
+	return db
 }
