@@ -44,8 +44,8 @@ type memAgents struct {
 func newMemAgents(tokens []agentToken, h *store.Health, logger *slog.Logger) (*memAgents, error) {
 	m := &memAgents{tokens: tokens, health: h, logger: logger}
 	for i, t := range tokens {
-		b, err := hex.DecodeString(t.SHA256)
-		if err != nil || len(b) != sha256.Size {
+		b, ok := tokenHash(t.SHA256)
+		if !ok {
 			return nil, fmt.Errorf("health.agent_tokens[%d]: sha256 must be 64 hex digits", i)
 		}
 		if t.Operator == (t.Pool != "") {
@@ -56,16 +56,29 @@ func newMemAgents(tokens []agentToken, h *store.Health, logger *slog.Logger) (*m
 	return m, nil
 }
 
-// CheckToken compares the token's hash with every configured one in
-// constant time, all of them whichever matches and without a branch on
-// the comparisons, so that timing says nothing of which came close, or of
-// which matched.
-func (m *memAgents) CheckToken(_ context.Context, token string) (postgres.TokenInfo, error) {
+// tokenHash decodes the hex SHA-256 of a token in the configuration
+// (health.agent_tokens, api.tokens).
+func tokenHash(s string) ([]byte, bool) {
+	b, err := hex.DecodeString(s)
+	return b, err == nil && len(b) == sha256.Size
+}
+
+// matchToken returns the index of the hash of token among hashes, or -1.
+// It compares the token's hash with every one in constant time, all of
+// them whichever matches and without a branch on the comparisons, so that
+// timing says nothing of which came close, or of which matched.
+func matchToken(hashes [][]byte, token string) int {
 	sum := sha256.Sum256([]byte(token))
 	found := -1
-	for i, h := range m.hashes {
+	for i, h := range hashes {
 		found = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(sum[:], h), i, found)
 	}
+	return found
+}
+
+// CheckToken finds the token among the configured ones (matchToken).
+func (m *memAgents) CheckToken(_ context.Context, token string) (postgres.TokenInfo, error) {
+	found := matchToken(m.hashes, token)
 	if found < 0 {
 		return postgres.TokenInfo{}, postgres.ErrBadToken
 	}

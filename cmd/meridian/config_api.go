@@ -1,9 +1,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -97,8 +95,8 @@ func (a apiConfig) check(database string) error {
 func fileTokens(ts []apiToken) ([][]byte, error) {
 	var out [][]byte
 	for i, t := range ts {
-		b, err := hex.DecodeString(t.SHA256)
-		if err != nil || len(b) != sha256.Size {
+		b, ok := tokenHash(t.SHA256)
+		if !ok {
 			return nil, fmt.Errorf("api.tokens[%d]: sha256 must be 64 hex digits", i)
 		}
 		if len(t.Scopes) == 0 {
@@ -173,13 +171,6 @@ func managementAPI(ctx context.Context, cfg *config, files *store.Files, logger 
 	}
 	logger.Info("Management API listening", "url", scheme+"://"+ln.Addr().String()+mgmtapi.Prefix)
 	return func(ctx context.Context) error { return httpserve.Serve(ctx, srv, ln) }, done, api, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // fileAPI is the API's Backend without a database: the zone files. Its
@@ -257,7 +248,7 @@ func (f *fileAPI) Change(ctx context.Context, origin string, change func(*zones.
 			return nil, errFileMode("a zone is deleted by removing its file from zones.files")
 		}
 		after := mgmtapi.ZoneOf(next)
-		if !reflect.DeepEqual(jsonOf(before.Datacenters), jsonOf(after.Datacenters)) || !reflect.DeepEqual(jsonOf(before.Pools), jsonOf(after.Pools)) {
+		if jsonOf(before.Datacenters) != jsonOf(after.Datacenters) || jsonOf(before.Pools) != jsonOf(after.Pools) {
 			return nil, errFileMode("datacenters and pools change in the zone file " + z.Source)
 		}
 		diff = recordDiff(old, next.Records)
@@ -338,21 +329,15 @@ func (f *fileAPI) Audit(context.Context, mgmtapi.AuditQuery) ([]mgmtapi.AuditEnt
 	return nil, errFileMode("there is no audit log: each change is in the server's log and the zone file's journal")
 }
 
-// Authenticate compares the token's hash with every configured one in
-// constant time, all of them whichever matches.
+// Authenticate finds the token among api.tokens (matchToken: in constant
+// time).
 func (f *fileAPI) Authenticate(_ context.Context, token string) (mgmtapi.Principal, error) {
-	sum := sha256.Sum256([]byte(token))
-	found := -1
-	for i, h := range f.hashes {
-		if subtle.ConstantTimeCompare(sum[:], h) == 1 {
-			found = i
-		}
-	}
+	found := matchToken(f.hashes, token)
 	if found < 0 {
 		return mgmtapi.Principal{}, mgmtapi.ErrBadToken
 	}
 	t := f.tokens[found]
-	p := mgmtapi.Principal{Name: "token:" + cmpOr(t.Label, fmt.Sprintf("#%d", found))}
+	p := mgmtapi.Principal{Name: "token:" + cmp.Or(t.Label, fmt.Sprintf("#%d", found))}
 	for _, s := range t.Scopes {
 		c, _ := mgmtapi.ParseScope(s)
 		p.Scopes = append(p.Scopes, c)
