@@ -57,7 +57,7 @@ func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 	if ch := snap.Change(); prev != nil && prev.snap != nil && ch.From != 0 && ch.From == prev.snap.Version {
 		e := prev.tables.edit(snap.PoolSlots())
 		// A pool compiled again mostly has the geometry it had.
-		cache := map[string]*orderTable{}
+		cache := tableCache{}
 		for _, r := range ch.Removed {
 			for _, p := range r.Pools {
 				if t := prev.tables.at(p.Index); t != nil {
@@ -71,12 +71,7 @@ func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 				if p.Geo == zones.GeoNone {
 					continue
 				}
-				t := cache[p.Geometry]
-				if t == nil {
-					t = newOrderTable(p, db)
-					cache[p.Geometry] = t
-				}
-				e.set(p.Index, t)
+				e.set(p.Index, cache.get(p, db))
 			}
 		}
 		st.tables = e.done()
@@ -100,7 +95,7 @@ func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 	if len(missing) > 0 {
 		// Pools are new or moved: share tables by geometry, with those
 		// of the previous state too.
-		cache := map[string]*orderTable{}
+		cache := tableCache{}
 		if prev != nil {
 			for i := range prev.tables.len() {
 				if t := prev.tables.at(i); t != nil {
@@ -109,16 +104,25 @@ func buildState(snap *zones.Snapshot, db *geo.DB, prev *state) *state {
 			}
 		}
 		for _, p := range missing {
-			t := cache[p.Geometry]
-			if t == nil {
-				t = newOrderTable(p, db)
-				cache[p.Geometry] = t
-			}
-			e.set(p.Index, t)
+			e.set(p.Index, cache.get(p, db))
 		}
 	}
 	st.tables = e.done()
 	return st
+}
+
+// tableCache shares the order tables of one state between the pools of
+// one geometry.
+type tableCache map[string]*orderTable
+
+// get returns the table of p's geometry, made when the cache has none.
+func (c tableCache) get(p *zones.CompiledPool, db *geo.DB) *orderTable {
+	t := c[p.Geometry]
+	if t == nil {
+		t = newOrderTable(p, db)
+		c[p.Geometry] = t
+	}
+	return t
 }
 
 func newOrderTable(p *zones.CompiledPool, db *geo.DB) *orderTable {

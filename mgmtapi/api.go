@@ -97,9 +97,6 @@ func (a *API) routes() {
 	})
 	for pattern, h := range map[string]handler{
 		"GET /zones":                                               a.listZones,
-		"GET /zones/{zone}":                                        a.getZone,
-		"PUT /zones/{zone}":                                        a.putZone,
-		"DELETE /zones/{zone}":                                     a.deleteZone,
 		"GET /zones/{zone}/rrsets":                                 a.listRRsets,
 		"GET /zones/{zone}/datacenters":                            a.listDatacenters,
 		"GET /zones/{zone}/pools":                                  a.listPools,
@@ -112,6 +109,7 @@ func (a *API) routes() {
 		a.handle(pattern, h)
 	}
 	for path, k := range map[string]*kind{
+		"/zones/{zone}":                                  zoneKind,
 		"/zones/{zone}/rrsets/{name}/{type}":             rrsetKind,
 		"/zones/{zone}/datacenters/{datacenter}":         datacenterKind,
 		"/zones/{zone}/pools/{pool}":                     poolKind,

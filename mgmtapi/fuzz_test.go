@@ -1,6 +1,7 @@
 package mgmtapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -47,14 +48,14 @@ func FuzzBodies(f *testing.F) {
 		var rs RRset
 		if decode(s, &rs) {
 			z := base()
-			rs.Name, rs.Type = cmpString(rs.Name, "www"), cmpString(rs.Type, "TXT")
+			rs.Name, rs.Type = cmp.Or(rs.Name, "www"), cmp.Or(rs.Type, "TXT")
 			z.Records = append(z.Records, l.records(e, "", z.Origin, rs)...)
 			checkFuzzed(z, l)
 		}
 		var p Pool
 		if decode(s, &p) {
 			z := base()
-			p.Name = cmpString(p.Name, "pool")
+			p.Name = cmp.Or(p.Name, "pool")
 			z.Pools = append(z.Pools, l.pool(e, "", z.Origin, p))
 			checkFuzzed(z, l)
 		}
@@ -81,13 +82,6 @@ func FuzzBodies(f *testing.F) {
 		}
 		_ = e.problem()
 	})
-}
-
-func cmpString(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // checkFuzzed validates z and, when it is valid, makes its representation and

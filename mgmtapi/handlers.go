@@ -189,18 +189,6 @@ func (a *API) deleteOne(k *kind) handler {
 	}
 }
 
-func (a *API) getZone(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return a.getOne(zoneKind)(w, r, p)
-}
-
-func (a *API) putZone(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return a.putOne(zoneKind)(w, r, p)
-}
-
-func (a *API) deleteZone(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return a.deleteOne(zoneKind)(w, r, p)
-}
-
 func (a *API) listZones(w http.ResponseWriter, r *http.Request, p Principal) error {
 	all, err := a.b.Zones(r.Context())
 	if err != nil {

@@ -96,21 +96,7 @@ func Patch(prev *Snapshot, changed []*Zone, removed []string, version uint64) (*
 		return Rebuild(nil, changed, version)
 	}
 	now := time.Now()
-	var items []item
-	seen := map[string]int{}
-	for _, z := range changed {
-		it, ok := newItem(z)
-		if !ok {
-			items = append(items, it)
-			continue
-		}
-		if i, dup := seen[it.key]; dup {
-			items[i].err = duplicate(items[i].z, z)
-			continue
-		}
-		seen[it.key] = len(items)
-		items = append(items, it)
-	}
+	items, seen := itemsOf(changed)
 	for _, o := range removed {
 		key, err := wireKey(CanonicalName(o))
 		if err != nil {
@@ -169,16 +155,11 @@ func newItem(z *Zone) (item, bool) {
 	return item{key: key, origin: origin, z: z}, true
 }
 
-func duplicate(first, second *Zone) error {
-	return &Error{Source: second.Source, Msg: fmt.Sprintf("zone %s is defined twice (also in %s)", CanonicalName(first.Origin), first.Source)}
-}
-
-// rebuild is Rebuild, failing no zone but the ones at fault: it finds
-// which zones of zs differ from prev's, and which of prev's are gone, and
-// hands those to apply.
-func rebuild(prev *Snapshot, zs []*Zone, version uint64, now time.Time) *Snapshot {
-	var items []item
-	byKey := make(map[string]int, len(zs))
+// itemsOf makes the items of zs, and says which item holds each origin
+// (by wire key). An origin given twice is wrong as a whole: neither copy
+// may be served.
+func itemsOf(zs []*Zone) (items []item, byKey map[string]int) {
+	byKey = make(map[string]int, len(zs))
 	for _, z := range zs {
 		it, ok := newItem(z)
 		if !ok {
@@ -186,8 +167,6 @@ func rebuild(prev *Snapshot, zs []*Zone, version uint64, now time.Time) *Snapsho
 			continue
 		}
 		if i, dup := byKey[it.key]; dup {
-			// An origin given twice is wrong as a whole, and neither copy
-			// may be served.
 			if items[i].err == nil {
 				items[i].err = duplicate(items[i].z, z)
 			}
@@ -196,6 +175,18 @@ func rebuild(prev *Snapshot, zs []*Zone, version uint64, now time.Time) *Snapsho
 		byKey[it.key] = len(items)
 		items = append(items, it)
 	}
+	return items, byKey
+}
+
+func duplicate(first, second *Zone) error {
+	return &Error{Source: second.Source, Msg: fmt.Sprintf("zone %s is defined twice (also in %s)", CanonicalName(first.Origin), first.Source)}
+}
+
+// rebuild is Rebuild, failing no zone but the ones at fault: it finds
+// which zones of zs differ from prev's, and which of prev's are gone, and
+// hands those to apply.
+func rebuild(prev *Snapshot, zs []*Zone, version uint64, now time.Time) *Snapshot {
+	items, byKey := itemsOf(zs)
 	if prev != nil {
 		// Unchanged zones are left out: apply takes them over.
 		kept := items[:0]

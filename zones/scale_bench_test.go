@@ -62,12 +62,7 @@ func BenchmarkRebuildOneZone(b *testing.B) {
 	full := time.Since(start)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		// A new *Zone for the changed zone, as a store hands out.
-		c := *zs[i%len(zs)]
-		c.Pools = append([]Pool(nil), c.Pools...)
-		c.Pools[0].Endpoints = append([]Endpoint(nil), c.Pools[0].Endpoints...)
-		c.Pools[0].Endpoints[0].Admin = AdminActive + AdminState(i%2)
-		zs[i%len(zs)] = &c
+		changeOne(zs, i)
 		if snap, err = Rebuild(snap, zs, uint64(i+2)); err != nil {
 			b.Fatal(err)
 		}
@@ -90,15 +85,22 @@ func BenchmarkPatchOneZone(b *testing.B) {
 	full := time.Since(start)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		c := *zs[i%len(zs)]
-		c.Pools = append([]Pool(nil), c.Pools...)
-		c.Pools[0].Endpoints = append([]Endpoint(nil), c.Pools[0].Endpoints...)
-		c.Pools[0].Endpoints[0].Admin = AdminActive + AdminState(i%2)
-		zs[i%len(zs)] = &c
-		if snap, err = Patch(snap, []*Zone{&c}, nil, uint64(i+2)); err != nil {
+		c := changeOne(zs, i)
+		if snap, err = Patch(snap, []*Zone{c}, nil, uint64(i+2)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	runtime.KeepAlive(snap)
 	b.ReportMetric(float64(full.Milliseconds()), "full-build-ms")
+}
+
+// changeOne drains or enables (by i's parity) the first endpoint of zone
+// i of zs, in a new *Zone, as a store hands out, and returns it.
+func changeOne(zs []*Zone, i int) *Zone {
+	c := *zs[i%len(zs)]
+	c.Pools = append([]Pool(nil), c.Pools...)
+	c.Pools[0].Endpoints = append([]Endpoint(nil), c.Pools[0].Endpoints...)
+	c.Pools[0].Endpoints[0].Admin = AdminActive + AdminState(i%2)
+	zs[i%len(zs)] = &c
+	return &c
 }

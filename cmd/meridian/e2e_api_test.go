@@ -38,6 +38,28 @@ func (m *meridian) apiURL(t *testing.T) string {
 	return u
 }
 
+// makeAPIToken runs "meridian api-token" with args and returns the token and
+// the api.tokens entry it printed.
+func makeAPIToken(t *testing.T, args ...string) (token, entry string) {
+	t.Helper()
+	out, err := exec.Command(meridianBinary(t), append([]string{"api-token"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("meridian api-token: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "token: "); ok {
+			token = v
+		}
+		if strings.HasPrefix(l, "- {sha256:") {
+			entry = l
+		}
+	}
+	if token == "" || entry == "" {
+		t.Fatalf("meridian api-token printed:\n%s", out)
+	}
+	return token, entry
+}
+
 // apiCall sends a request to the API at base and returns the status, the
 // ETag and the body.
 func apiCall(t *testing.T, method, url, token, body string, headers ...string) (int, string, string) {
@@ -155,22 +177,7 @@ func TestE2EAPIZoneFiles(t *testing.T) {
 	if err := os.WriteFile(zoneFile, []byte(zone), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(meridianBinary(t), "api-token", "--scope", "zone:example.com", "--label", "acme").CombinedOutput()
-	if err != nil {
-		t.Fatalf("meridian api-token: %v\n%s", err, out)
-	}
-	var token, entry string
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(l, "token: "); ok {
-			token = v
-		}
-		if strings.HasPrefix(l, "- {sha256:") {
-			entry = l
-		}
-	}
-	if token == "" || entry == "" {
-		t.Fatalf("meridian api-token printed:\n%s", out)
-	}
+	token, entry := makeAPIToken(t, "--scope", "zone:example.com", "--label", "acme")
 	conf := fmt.Sprintf("dns:\n  listen: [\"127.0.0.1:0\"]\nzones:\n  files: [%q]\nhealth:\n  checks: false\napi:\n  listen: 127.0.0.1:0\n  tokens:\n    %s\n", zoneFile, entry)
 	confFile := filepath.Join(dir, "meridian.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
@@ -223,19 +230,7 @@ func TestE2EAPITLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, pool := writeTestTLS(t, dir)
-	out, err := exec.Command(meridianBinary(t), "api-token", "--scope", "read").CombinedOutput()
-	if err != nil {
-		t.Fatalf("meridian api-token: %v\n%s", err, out)
-	}
-	var token, entry string
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(l, "token: "); ok {
-			token = v
-		}
-		if strings.HasPrefix(l, "- {sha256:") {
-			entry = l
-		}
-	}
+	token, entry := makeAPIToken(t, "--scope", "read")
 	conf := fmt.Sprintf("dns:\n  listen: [\"127.0.0.1:0\"]\nzones:\n  files: [%q]\nhealth:\n  checks: false\napi:\n  listen: 127.0.0.1:0\n  tls_cert_file: cert.pem\n  tls_key_file: key.pem\n  tokens:\n    %s\n", zoneFile, entry)
 	confFile := filepath.Join(dir, "meridian.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
